@@ -1,0 +1,54 @@
+"""Feedback pathways a layer builds on request; they live in `layer.feedback[name]`.
+
+- `LearnedInverse`: G(h) = σ_g(Vᵀ·h + c), V of W's shape, applied with the layer's own transposed
+  structure (so V = W gives G(h) = σ_g(Wᵀ·h + c)). Trainable: these are feedback parameters.
+- `FixedFeedback`: a fixed random tensor (a buffer, never trained, saved in checkpoints):
+  B of W's shape (FA, sign-symmetry, FW-DTP) or D of shape (num_outputs, *out_shape) (DFA).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from tpbench.errors import ConfigError
+from tpbench.nets.activations import make_activation
+
+DISTRIBUTIONS = ("uniform", "normal")
+
+
+def random_tensor(
+    shape: tuple[int, ...], distribution: str, scale: float, generator: torch.Generator | None
+) -> Tensor:
+    """U(−scale, scale) or N(0, scale²) of the given shape."""
+    if distribution == "uniform":
+        return (torch.rand(shape, generator=generator) * 2 - 1) * scale
+    if distribution == "normal":
+        return torch.randn(shape, generator=generator) * scale
+    raise ConfigError(
+        f"Unknown feedback distribution '{distribution}'; valid: {', '.join(DISTRIBUTIONS)}."
+    )
+
+
+def glorot_bound(fan_in: int, fan_out: int) -> float:
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+class FixedFeedback(nn.Module):
+    """A fixed random matrix held as a buffer (`weight`)."""
+
+    def __init__(self, weight: Tensor):
+        super().__init__()
+        self.register_buffer("weight", weight)
+
+
+class LearnedInverse(nn.Module):
+    """Parameters and σ_g of G(h) = σ_g(Vᵀ·h + c); the layer applies the transposed structure."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, activation: str):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(bias) if bias is not None else None
+        self.activation = make_activation(activation)

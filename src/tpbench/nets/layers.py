@@ -1,0 +1,151 @@
+"""Layers: h = σ(W·x + b), where W· is a structured linear map (dense, locally-connected, conv).
+
+Every layer exposes the structured map with any weight of W's shape (`linear`) and its transpose
+(`linear_transpose`, the vector-Jacobian product of `linear` w.r.t. its input), so a feedback
+pathway with its own weights of W's shape computes "Vᵀ·" with the same structure as the forward op.
+Feedback pathways built on request live in `layer.feedback` and are never forward parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from tpbench.errors import ConfigError
+from tpbench.nets.activations import make_activation
+from tpbench.nets.feedback import FixedFeedback, LearnedInverse, glorot_bound, random_tensor
+
+
+class Layer(nn.Module):
+    """Base of every layer: owns W (`weight`), b (`bias`), σ (`activation`) and its feedback."""
+
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    def __init__(self, in_shape, out_shape, activation: str, bias: bool):
+        super().__init__()
+        self.in_shape = tuple(in_shape)
+        self.out_shape = tuple(out_shape)
+        self.activation_name = activation
+        self.activation = make_activation(activation)
+        self.has_bias = bias
+        self.feedback = nn.ModuleDict()
+
+    # --- the structured linear map; subclasses implement both --------------------------------
+    def linear(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
+        """W·x with this layer's structure; x: (N, *in_shape) -> (N, *out_shape)."""
+        raise NotImplementedError
+
+    def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Wᵀ·y, the VJP of `linear` w.r.t. x; y: (N, *out_shape) -> (N, *in_shape)."""
+        raise NotImplementedError
+
+    # --- forward pathway ----------------------------------------------------------------------
+    def preactivation(self, x: Tensor) -> Tensor:
+        """a = W·x + b."""
+        a = self.linear(x)
+        return a if self.bias is None else a + self.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        """h = σ(W·x + b)."""
+        return self.activation(self.preactivation(x))
+
+    def forward_parameters(self) -> list[nn.Parameter]:
+        return [p for p in (self.weight, self.bias) if p is not None]
+
+    def feedback_parameters(self) -> list[nn.Parameter]:
+        return list(self.feedback.parameters())
+
+    @property
+    def fan_in_out(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def reset_parameters(self, init: str = "glorot") -> None:
+        """Glorot (Xavier) uniform by default, as in Bartunov et al.; bias zero."""
+        fan_in, fan_out = self.fan_in_out
+        if init == "glorot":
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+        elif init == "kaiming":
+            bound = math.sqrt(6.0 / fan_in)
+        elif init == "lecun":
+            bound = math.sqrt(3.0 / fan_in)
+        else:
+            raise ConfigError(f"Unknown init '{init}'; valid: glorot, kaiming, lecun.")
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound)
+            if self.bias is not None:
+                self.bias.zero_()
+
+
+    # --- feedback pathways, built on request ----------------------------------------------------
+    @property
+    def inverse_bias_shape(self) -> tuple[int, ...]:
+        """Shape of the inverse's bias c (per input unit for dense, per channel for conv)."""
+        return self.in_shape
+
+    def build_inverse(self, activation: str | None = None, init_scale: float | None = None):
+        """Learned inverse G_l: out space -> in space; V initialised like W (Glorot) unless given
+        `init_scale` (U(−s, s)); σ_g defaults to the layer's own σ."""
+        bound = init_scale if init_scale is not None else glorot_bound(*self.fan_in_out)
+        weight = (torch.rand_like(self.weight) * 2 - 1) * bound
+        bias = torch.zeros(self.inverse_bias_shape) if self.has_bias else None
+        self.feedback["inverse"] = LearnedInverse(
+            weight, bias, activation or self.activation_name
+        ).to(self.weight.device)
+        return self.feedback["inverse"]
+
+    def inverse(self, h: Tensor, weight: Tensor | None = None) -> Tensor:
+        """G_l(h) = σ_g(Vᵀ·h + c), h: (N, *out_shape) -> (N, *in_shape). `weight` overrides V."""
+        g = self.feedback["inverse"]
+        a = self.linear_transpose(h, g.weight if weight is None else weight)
+        return g.activation(a if g.bias is None else a + g.bias)
+
+    def build_fixed_feedback(
+        self,
+        name: str = "B",
+        distribution: str = "uniform",
+        scale: float | None = None,
+        shape: tuple[int, ...] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """A fixed random tensor in `feedback[name]`: W's shape by default (B for FA, FW-DTP);
+        `scale` None means like W's Glorot init. Returns the tensor."""
+        scale = glorot_bound(*self.fan_in_out) if scale is None else scale
+        weight = random_tensor(shape or tuple(self.weight.shape), distribution, scale, generator)
+        self.feedback[name] = FixedFeedback(weight.to(self.weight.device))
+        return self.feedback[name].weight
+
+    def build_direct_feedback(
+        self, num_outputs: int, distribution: str = "uniform", scale: float | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """DFA's D_l: (num_outputs, *out_shape), maps the output error e to this layer."""
+        fan = math.prod(self.out_shape)
+        scale = glorot_bound(num_outputs, fan) if scale is None else scale
+        return self.build_fixed_feedback("D", distribution, scale, (num_outputs, *self.out_shape),
+                                         generator)
+
+
+class Dense(Layer):
+    """Fully-connected layer; flattens its input. W: (out_features, in_features)."""
+
+    def __init__(self, in_shape, out_features: int, activation="tanh", bias=True, init="glorot"):
+        super().__init__(in_shape, (out_features,), activation, bias)
+        in_features = math.prod(self.in_shape)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
+        self.reset_parameters(init)
+
+    @property
+    def fan_in_out(self) -> tuple[int, int]:
+        return self.weight.shape[1], self.weight.shape[0]
+
+    def linear(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
+        w = self.weight if weight is None else weight
+        return x.flatten(1) @ w.t()  # (N, in) -> (N, out)
+
+    def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
+        w = self.weight if weight is None else weight
+        return (y @ w).view(-1, *self.in_shape)  # (N, out) -> (N, *in_shape)

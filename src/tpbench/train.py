@@ -1,0 +1,83 @@
+"""Hydra entry point: data -> net -> rule -> trainer -> fit -> test; returns the sweep metric."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from tpbench.errors import TpbenchError
+
+log = logging.getLogger("tpbench")
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def _instantiate_all(group: DictConfig | None) -> list:
+    """Every node with a `_target_` in a dict-of-configs group (loggers, callbacks)."""
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if node and "_target_" in node]
+
+
+def build(cfg: DictConfig):
+    """(datamodule, rule, trainer) from the composed config, seeded; reads no data."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.net, in_shape=datamodule.shape, num_classes=datamodule.num_classes)
+    rule = instantiate(cfg.algo, net=net)
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    loggers = _instantiate_all(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    n_fwd = sum(p.numel() for p in net.forward_parameters())
+    n_fb = sum(p.numel() for p in net.feedback_parameters())
+    log.info(
+        "Built data=%s net=%s (%d layers, %d forward + %d feedback parameters) rule=%s",
+        type(datamodule).__name__, cfg.net._target_.rsplit(".", 1)[-1], len(net), n_fwd, n_fb,
+        type(rule).__name__,
+    )
+    return datamodule, rule, trainer
+
+
+def train(cfg: DictConfig) -> float:
+    """Fit with a validation pass per epoch, test the best checkpoint, return the metric."""
+    start = time.perf_counter()
+    datamodule, rule, trainer = build(cfg)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(rule, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    rule.raise_if_diverged()
+    if cfg.get("test", True):
+        ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
+        trainer.test(rule, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    log.info(
+        "Done in %.1fs: best val err %.4f, test err %s, seed %d; logs in %s",
+        time.perf_counter() - start,
+        metrics.get("val/err_best", math.nan),
+        f"{metrics['test/err']:.4f}" if "test/err" in metrics else "n/a",
+        cfg.seed,
+        cfg.paths.output_dir,
+    )
+    name = cfg.get("optimized_metric")
+    return metrics.get(name, math.nan) if name else math.nan
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float:
+    try:
+        return train(cfg)
+    except TpbenchError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweeper records the trial as failed with this reason
+        log.error("%s", error)
+        sys.exit(1)

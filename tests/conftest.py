@@ -1,0 +1,49 @@
+"""Shared test helpers: compose the real Hydra config exactly as train.py does, on fake data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# Small, quick defaults every test run starts from; tests add their own overrides after these.
+FAST = [
+    "data=fake",
+    "trainer=cpu",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "logger=csv",
+    "callbacks=none",
+]
+
+
+def compose_config(overrides: list[str], tmp_path: Path, fast: bool = True) -> DictConfig:
+    """The composed train config with paths redirected into tmp_path."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=(FAST if fast else []) + overrides, return_hydra_config=True
+        )
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(ROOT)
+        cfg.paths.output_dir = str(tmp_path)
+        cfg.paths.log_dir = str(tmp_path)
+        del cfg["hydra"]  # as in a real run: the job's config does not carry Hydra's own
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    return lambda overrides=(), **kw: compose_config(list(overrides), tmp_path, **kw)
