@@ -1,0 +1,1 @@
+"""Datasets as LightningDataModules holding tensors in memory (on the training device)."""

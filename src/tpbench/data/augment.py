@@ -1,0 +1,45 @@
+"""Augmentation as batched tensor ops on the device: random crop with padding, flips."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class Augmentation:
+    """x: (N, C, H, W) -> same shape. Each op is drawn per sample from `generator`."""
+
+    def __init__(self, crop_padding: int = 0, hflip: bool = False, vflip: bool = False):
+        self.crop_padding, self.hflip, self.vflip = crop_padding, hflip, vflip
+
+    @property
+    def active(self) -> bool:
+        return self.crop_padding > 0 or self.hflip or self.vflip
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        if self.crop_padding > 0:
+            x = random_crop(x, self.crop_padding, generator)
+        if self.hflip:
+            x = random_flip(x, dim=3, generator=generator)
+        if self.vflip:
+            x = random_flip(x, dim=2, generator=generator)
+        return x
+
+
+def random_flip(x: Tensor, dim: int, generator: torch.Generator) -> Tensor:
+    """Flip each sample along `dim` with probability 1/2."""
+    flip = torch.rand(len(x), device=x.device, generator=generator) < 0.5  # (N,)
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(dim), x)
+
+
+def random_crop(x: Tensor, padding: int, generator: torch.Generator) -> Tensor:
+    """Zero-pad by `padding` and crop back to H x W at a random offset per sample."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)  # (N, C, H + 2p, W + 2p)
+    dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
+    rows = dy.view(n, 1, 1, 1) + torch.arange(h, device=x.device).view(1, 1, h, 1)  # (N,1,H,1)
+    cols = dx.view(n, 1, 1, 1) + torch.arange(w, device=x.device).view(1, 1, 1, w)  # (N,1,1,W)
+    padded = padded.gather(2, rows.expand(n, c, h, padded.shape[3]))  # (N, C, H, W + 2p)
+    return padded.gather(3, cols.expand(n, c, h, w))  # (N, C, H, W)
