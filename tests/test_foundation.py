@@ -16,7 +16,10 @@ def test_train_py_bp_on_fake_data_end_to_end(tmp_path):
     """The exact path a user takes: `python train.py ...` learns and reports a summary."""
     result = subprocess.run(
         [sys.executable, "train.py", *FAST, "trainer.max_epochs=3", f"paths.log_dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Built data=FakeDataModule" in result.stderr + result.stdout
@@ -67,9 +70,18 @@ def test_resumed_run_matches_uninterrupted(make_cfg, tmp_path):
 @pytest.mark.parametrize("bad", ["data.data_dir=/nonexistent"])
 def test_missing_data_is_one_sentence(tmp_path, bad):
     result = subprocess.run(
-        [sys.executable, "train.py", "data=mnist", bad, f"paths.log_dir={tmp_path}",
-         "trainer.enable_progress_bar=false"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "train.py",
+            "data=mnist",
+            bad,
+            f"paths.log_dir={tmp_path}",
+            "trainer.enable_progress_bar=false",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

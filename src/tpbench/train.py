@@ -41,7 +41,11 @@ def build(cfg: DictConfig):
     n_fb = sum(p.numel() for p in net.feedback_parameters())
     log.info(
         "Built data=%s net=%s (%d layers, %d forward + %d feedback parameters) rule=%s",
-        type(datamodule).__name__, cfg.net._target_.rsplit(".", 1)[-1], len(net), n_fwd, n_fb,
+        type(datamodule).__name__,
+        cfg.net._target_.rsplit(".", 1)[-1],
+        len(net),
+        n_fwd,
+        n_fb,
         type(rule).__name__,
     )
     return datamodule, rule, trainer
@@ -57,7 +61,8 @@ def train(cfg: DictConfig) -> float:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     rule.raise_if_diverged()
     if cfg.get("test", True):
-        ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
+        checkpoint = trainer.checkpoint_callback
+        ckpt = "best" if checkpoint is not None and checkpoint.best_model_path else None
         trainer.test(rule, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     log.info(
