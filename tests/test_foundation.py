@@ -86,3 +86,36 @@ def test_missing_data_is_one_sentence(tmp_path, bad):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "/nonexistent" in result.stderr + result.stdout
+
+
+def test_lr_scheduler_is_stepped_each_epoch(make_cfg):
+    cfg = make_cfg(
+        [
+            "trainer.max_epochs=3",
+            "+algo.scheduler._target_=torch.optim.lr_scheduler.StepLR",
+            "+algo.scheduler._partial_=true",
+            "+algo.scheduler.step_size=1",
+            "+algo.scheduler.gamma=0.5",
+        ]
+    )
+    dm, rule, trainer = build(cfg)
+    trainer.fit(rule, datamodule=dm)
+    assert rule.forward_optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
+
+
+def test_diverging_run_stops_with_one_sentence_and_keeps_checkpoints(make_cfg, tmp_path):
+    from tpbench.algorithms.backprop import Backprop
+    from tpbench.errors import DivergedError
+
+    cfg = make_cfg(["callbacks=default", "callbacks.progress_bar=null", "trainer.max_epochs=50"])
+    original = Backprop.task_loss
+    try:
+        # finite for the first epoch (so a checkpoint exists), then NaN
+        Backprop.task_loss = lambda self, logits, y: (
+            original(self, logits, y) * (float("nan") if self.current_epoch >= 1 else 1.0)
+        )
+        with pytest.raises(DivergedError, match="became nan at epoch 1"):
+            train(cfg)
+    finally:
+        Backprop.task_loss = original
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
