@@ -1,17 +1,27 @@
-"""Augmentation as batched tensor ops on the device: random crop with padding, flips."""
+"""Batched tensor ops on the device: augmentation (random crop with padding, flips), normalisation.
+
+Both run per mini-batch on the stored (uint8) images: augmentation first, so crop padding is black
+as in the usual image pipelines, then normalisation to float.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from tpbench.errors import ConfigError
 
 
 class Augmentation:
     """x: (N, C, H, W) -> same shape. Each op is drawn per sample from `generator`."""
 
     def __init__(self, crop_padding: int = 0, hflip: bool = False, vflip: bool = False):
-        self.crop_padding, self.hflip, self.vflip = crop_padding, hflip, vflip
+        if not isinstance(crop_padding, int) or crop_padding < 0:
+            raise ConfigError(f"data.augment.crop_padding={crop_padding!r} must be an int >= 0.")
+        self.crop_padding, self.hflip, self.vflip = crop_padding, bool(hflip), bool(vflip)
 
     @property
     def active(self) -> bool:
@@ -43,3 +53,23 @@ def random_crop(x: Tensor, padding: int, generator: torch.Generator) -> Tensor:
     cols = dx.view(n, 1, 1, 1) + torch.arange(w, device=x.device).view(1, 1, 1, w)  # (N,1,1,W)
     padded = padded.gather(2, rows.expand(n, c, h, padded.shape[3]))  # (N, C, H, W + 2p)
     return padded.gather(3, cols.expand(n, c, h, w))  # (N, C, H, W)
+
+
+class Normalize:
+    """x: (N, C, H, W) uint8 or float -> float; uint8 is scaled to [0, 1] first.
+
+    x_c <- (x_c - mean_c) / std_c per channel c; mean=None only converts to float.
+    """
+
+    def __init__(self, mean: Sequence[float] | None, std: Sequence[float] | None):
+        self.mean = None if mean is None else torch.tensor(mean).view(1, -1, 1, 1)  # (1,C,1,1)
+        self.std = None if std is None else torch.tensor(std).view(1, -1, 1, 1)  # (1,C,1,1)
+
+    def to(self, device: torch.device) -> Normalize:
+        if self.mean is not None:
+            self.mean, self.std = self.mean.to(device), self.std.to(device)
+        return self
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        return x if self.mean is None else (x - self.mean) / self.std

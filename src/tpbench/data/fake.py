@@ -16,6 +16,8 @@ from tpbench.data.base import TensorDataModule
 
 
 class FakeDataModule(TensorDataModule):
+    name = "fake data"
+
     def __init__(
         self,
         shape: Sequence[int] = (1, 28, 28),
