@@ -36,12 +36,11 @@ class ImageNet32DataModule(TensorDataModule):
         return [self._locate(folder, name) for name in names]
 
     def _locate(self, folder: str, name: str) -> Path:
-        """The first of folder{,_npz}/name{,.npz} that exists, else folder/name."""
+        """First present: folder/name, folder/name.npz, folder_npz/name.npz; else folder/name."""
         for candidate in (
             Path(folder, name),
             Path(folder, f"{name}.npz"),
             Path(f"{folder}_npz", f"{name}.npz"),
-            Path(f"{folder}_npz", name),
         ):
             if (self.data_dir / candidate).is_file():
                 return candidate
