@@ -244,3 +244,18 @@ def test_data_configs_instantiate(tmp_path, name, cls, augment):
     assert Path(dm.data_dir) == Path(cfg.paths.data_dir)
     aug = dm.augmentation
     assert (aug.crop_padding, aug.hflip, aug.vflip) == augment
+
+
+def test_train_on_cifar_files_end_to_end(tmp_path):
+    """Through train(): Lightning's prepare_data/setup, augmentation and normalisation on device."""
+    from tpbench.train import train
+
+    write_cifar10(tmp_path / "data")
+    overrides = [
+        "data=cifar10", f"data.data_dir={tmp_path / 'data'}", "data.verify=false",
+        "data.val_size=10", "data.batch_size=16", "trainer=cpu", "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false", "logger=csv", "callbacks=none",
+        "net.hidden=[32]", "optimized_metric=test/err",
+    ]  # fmt: skip
+    test_err = train(compose_config(overrides, tmp_path, fast=False))
+    assert 0.0 <= test_err <= 1.0

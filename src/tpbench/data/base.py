@@ -140,8 +140,9 @@ class TensorDataModule(L.LightningDataModule):
     # --- Lightning hooks ----------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         """Read the splits a stage needs straight onto the training device."""
-        self.prepare_data()
-        if self.trainer is not None:
+        if self.trainer is None:
+            self.prepare_data()  # a Trainer calls it itself, once per node (local rank 0)
+        else:
             self.device = self.trainer.strategy.root_device
         if stage in ("fit", "validate", None) and "train" not in self.splits:
             x, y = self.load_split(train=True)
