@@ -75,12 +75,8 @@ class TensorDataModule(L.LightningDataModule):
             ) from e
         self.mean, self.std = tuple(mean or self.mean), tuple(std or self.std)
         self.normalize = normalize
-        self.download, self.verify, self.mirror, self.downloader = (
-            download,
-            verify,
-            mirror,
-            downloader,
-        )
+        self.download, self.verify = download, verify
+        self.mirror, self.downloader = mirror, downloader
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}  # name -> (x as stored, y) on device
         self.device = torch.device("cpu")
         self._prepared = False
@@ -121,13 +117,16 @@ class TensorDataModule(L.LightningDataModule):
                 f"{self.data_dir} does not exist; create it to download the data there, or set "
                 "data.data_dir to the directory that holds the files",
             )
-        downloader = self.downloader if self.download else _downloads_off
-        try:
-            for remote in self.remotes:
-                if remote.archive or not (self.data_dir / remote.subdir / remote.filename).exists():
-                    fetch(remote, self.data_dir, downloader, self.mirror)
-        except DownloadFailed as e:
-            raise self._missing(expected, f"downloading failed ({e}); {_HAND}") from None
+        for remote in self.remotes:
+            present = (self.data_dir / remote.subdir / remote.filename).exists()
+            if present and not remote.archive:
+                continue
+            if not present and not self.download:
+                raise self._missing(expected, f"downloads are off (data.download=false); {_HAND}")
+            try:
+                fetch(remote, self.data_dir, self.downloader, self.mirror)  # verified, unpacked
+            except DownloadFailed as e:
+                raise self._missing(expected, f"downloading failed ({e}); {_HAND}") from None
         if any(not (self.data_dir / f).is_file() for f in expected):
             raise self._missing(expected, f"the official archive does not hold them; {_HAND}")
 
@@ -205,7 +204,3 @@ class TensorDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> TensorBatches:
         return self._batches("test", train=False)
-
-
-def _downloads_off(url: str, dest: Path) -> None:
-    raise DownloadFailed("downloads are off, data.download=false")
