@@ -12,13 +12,25 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from tpbench.errors import TpbenchError
 
 log = logging.getLogger("tpbench")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def instantiate(node, **kwargs):
+    """hydra's instantiate; a TpbenchError raised by the target (e.g. a rule that cannot train the
+    net) surfaces as itself, one sentence, not wrapped in hydra's InstantiationException."""
+    try:
+        return hydra_instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, TpbenchError):
+            raise error.__cause__ from None
+        raise
 
 
 def _instantiate_all(group: DictConfig | None) -> list:

@@ -62,6 +62,11 @@ class LearningRule(L.LightningModule):
         """Parameters the feedback optimizer trains (learned inverses); none by default."""
         return self.net.feedback_parameters()
 
+    def feedback_param_groups(self) -> list:
+        """What the feedback optimizer gets: `feedback_parameters()`, or param groups (dicts with
+        their own "lr", ...) for rules with per-layer feedback learning rates."""
+        return self.feedback_parameters()
+
     # --- shared machinery ----------------------------------------------------------------------
     def task_loss(self, logits: Tensor, y: Tensor) -> Tensor:
         """ℓ = cross-entropy of softmax(logits) and the label, averaged over the batch."""
@@ -73,7 +78,7 @@ class LearningRule(L.LightningModule):
     def configure_optimizers(self):
         optimizers = [self.optimizer_factory(self.net.forward_parameters())]
         if self.feedback_optimizer_factory is not None:
-            optimizers.append(self.feedback_optimizer_factory(self.feedback_parameters()))
+            optimizers.append(self.feedback_optimizer_factory(self.feedback_param_groups()))
         if self.scheduler_factory is None:
             return optimizers
         return optimizers, [self.scheduler_factory(optimizers[0])]

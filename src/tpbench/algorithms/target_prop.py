@@ -1,0 +1,315 @@
+"""Shared machinery of the target-propagation family: TP, DTP, SDTP, AO-SDTP, DRL, L-DRL, FW-DTP.
+
+One training step (Bartunov et al. 2018 notation, h_l = F_l(h_{l-1}), G_l ≈ F_l⁻¹):
+1. one forward pass with every layer's input detached, so h_l has a graph to θ_l only;
+2. feedback training, in epochs that train feedback: K_l steps on every learned inverse, the
+   losses of all layers summed into ONE backward per step. This equals Ernoult's K steps per
+   layer done bottom-up: G_l's loss depends only on h_{l-1}, F_l and G_l (noise-preserving,
+   de-noising, L-DRL), and for DRL the upper G's it propagates through are used at their
+   start-of-batch values (its references r_l are computed before any step), as in bottom-up order;
+3. forward training, in epochs that train forward weights: targets for every layer top-down
+   without gradient, then all layer-local losses summed into ONE backward and one step. This is
+   identical to per-layer steps: each loss reaches only its own layer's parameters.
+No host synchronisation happens in a step; feedback losses are accumulated on the device and logged
+as `fb/loss/L{l}` (paper numbering, l = 2..L) once per epoch.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from torch import Tensor
+
+from tpbench.algorithms.base import LearningRule
+from tpbench.algorithms.feedback_losses import (
+    denoising_loss,
+    drl_loss,
+    ldrl_loss,
+    noise_preserving_loss,
+)
+from tpbench.algorithms.targets import (
+    difference_target,
+    gradient_target,
+    hybrid_difference,
+    linearized_difference,
+    local_loss,
+    output_error,
+)
+from tpbench.algorithms.tp_options import TPOptions, per_layer
+from tpbench.algorithms.tp_output import AuxiliaryOutput, output_representation, output_target
+from tpbench.errors import ConfigError
+
+
+class TargetPropagation(LearningRule):
+    """Configurable target propagation; the rules in `tp_rules.py` only set paper defaults."""
+
+    rule_name = "target propagation"
+    defaults: dict = {}
+    learned_feedback = True  # False for FW-DTP: fixed G, no feedback optimizer
+
+    def __init__(
+        self,
+        net,
+        optimizer,
+        feedback_optimizer=None,
+        scheduler=None,
+        num_classes=None,
+        nan_check_every: int = 50,
+        **options,
+    ):
+        super().__init__(
+            net, optimizer, feedback_optimizer, scheduler, num_classes, nan_check_every
+        )
+        self.opts = TPOptions.from_kwargs(self.rule_name, self.defaults, options)
+        self.num_classes = net.out_shape[-1]
+        self._check_net()
+        # 0-based indices i of the layers whose inverse G_i is learned (paper layers 2..L or L-1)
+        top = len(net) - (1 if self.opts.top_target == "gradient" else 0)
+        self.inverse_ids = list(range(1, top))
+        n = len(self.inverse_ids)
+        self.noise = per_layer("noise", self.opts.noise, n, float, 0.0)
+        self.iterations = per_layer("feedback_iterations", self.opts.feedback_iterations, n, int, 1)
+        lrs = self.opts.feedback_lr
+        self.feedback_lrs = None if lrs is None else per_layer("feedback_lr", lrs, n, float, 0.0)
+        self._check_feedback_setup()
+        self.build_feedback()
+        self._fb_sum: Tensor | None = None
+        self._fb_count: Tensor | None = None
+
+    # --- validation -------
+    def _check_net(self) -> None:
+        need = 3 if self.opts.top_target == "gradient" else 2
+        if len(self.net) < need:
+            raise ConfigError(
+                f"algo '{self.rule_name}' with top_target={self.opts.top_target} needs a net of at "
+                f"least {need} layers (it learns inverses of the upper layers); this net has "
+                f"{len(self.net)}."
+            )
+        for i, layer in enumerate(self.net):
+            if getattr(layer, "weight", None) is None:
+                raise ConfigError(
+                    f"algo '{self.rule_name}' cannot train this net: layer {i + 1} "
+                    f"({type(layer).__name__}) has no weights and so no inverse G; use blocks "
+                    "that own their weights (e.g. pooled conv blocks)."
+                )
+
+    def _check_feedback_setup(self) -> None:
+        rule, opts = self.rule_name, self.opts
+        if opts.feedback_loss == "drl" and min(self.noise) <= 0:
+            raise ConfigError(
+                f"algo '{rule}': feedback_loss=drl divides by σ², so noise must be > 0."
+            )
+        if not self.learned_feedback:
+            if self.feedback_optimizer_factory is not None:
+                raise ConfigError(
+                    f"algo '{rule}' trains no feedback weights; set algo.feedback_optimizer=null."
+                )
+            if opts.top_target == "aux_label":
+                raise ConfigError(
+                    f"algo '{rule}' has fixed feedback; top_target=aux_label needs a "
+                    "learned G_L (use output_step, label or gradient)."
+                )
+            if opts.schedule != "parallel" or opts.warmup_epochs:
+                raise ConfigError(
+                    f"algo '{rule}' has fixed feedback, so schedule={opts.schedule} and "
+                    f"warmup_epochs={opts.warmup_epochs} mean nothing; use parallel and 0."
+                )
+        elif self.feedback_optimizer_factory is None:
+            raise ConfigError(
+                f"algo '{rule}' learns feedback weights; set algo.feedback_optimizer."
+            )
+
+    # --- feedback pathway -------
+    def build_feedback(self) -> None:
+        """A learned inverse G_i for each layer in `inverse_ids` (+ AO-SDTP's auxiliary output)."""
+        for i in self.inverse_ids:
+            self.net[i].build_inverse(self.inverse_activation(i), self.opts.inverse_init_scale)
+        if self.opts.top_target == "aux_label":
+            last = self.net[-1]
+            last.feedback["aux"] = AuxiliaryOutput(
+                last, self.opts.aux_size, self.opts.aux_activation, self.opts.inverse_init_scale
+            ).to(last.weight.device)
+
+    def inverse_activation(self, i: int) -> str:
+        """σ_g of G_i: as configured, else the activation of the layer below (G_i's range)."""
+        return self.opts.inverse_activation or self.net[i - 1].activation_name
+
+    def feedback_parameters(self) -> list:
+        return [p for i in self.inverse_ids for p in self.net[i].feedback_parameters()]
+
+    def feedback_param_groups(self) -> list:
+        """One param group per inverse when per-layer feedback learning rates are given."""
+        if self.feedback_lrs is None:
+            return self.feedback_parameters()
+        return [
+            {"params": self.net[i].feedback_parameters(), "lr": lr}
+            for i, lr in zip(self.inverse_ids, self.feedback_lrs, strict=True)
+        ]
+
+    def inverse(self, i: int, y: Tensor) -> Tensor:
+        """G_i(y): layer i's output space -> its input space."""
+        layer = self.net[i]
+        if i == len(self.net) - 1 and self.opts.top_target == "aux_label":
+            return layer.feedback["aux"].inverse(layer, y, self.num_classes)
+        return layer.inverse(y)
+
+    def output_repr(self, logits: Tensor, h_in: Tensor) -> Tensor:
+        return output_representation(self.opts.top_target, logits, h_in, self.net[-1])
+
+    def forward_map(self, i: int):
+        """F_i as target propagation sees it (the last layer maps into its output space)."""
+        layer = self.net[i]
+        if i < len(self.net) - 1:
+            return layer
+        return lambda h: self.output_repr(layer(h), h)
+
+    # --- targets and forward losses -------
+    @torch.no_grad()
+    def compute_targets(self, x: Tensor, y: Tensor, hs: list[Tensor]) -> list[Tensor | None]:
+        """[t_1, ..., t_L] top-down; t_L is in the output space, None when not used."""
+        ins, n_layers, opts = [x, *hs[:-1]], len(hs), self.opts
+        targets: list[Tensor | None] = [None] * n_layers
+        if opts.top_target == "gradient":
+            # ∂ℓ_n/∂h_{L-1} = J_{F_L}ᵀ (softmax(h_L) − onehot)
+            grad = linearized_difference(self.net[-1], ins[-1], output_error(hs[-1], y))
+            targets[-2] = gradient_target(ins[-1], grad, opts.top_step)
+        else:
+            y_out = self.output_repr(hs[-1], ins[-1])
+            targets[-1] = output_target(opts.top_target, hs[-1], y_out, y, opts.top_step)
+            targets[-2] = self.propagate_target(n_layers - 1, ins[-1], y_out, targets[-1])
+        for i in range(n_layers - 2, 0, -1):
+            targets[i - 1] = self.propagate_target(i, ins[i], hs[i], targets[i])
+        return targets
+
+    def propagate_target(self, i: int, h_in: Tensor, h_out: Tensor, t_out: Tensor) -> Tensor:
+        """t_{l-1} from t_l through G_l: vanilla G_l(t_l), or the (hybrid) difference target."""
+        if self.opts.target_rule == "vanilla":
+            return self.inverse(i, t_out)  # t_{l-1} = G_l(t_l)
+        lam = self.opts.hybrid
+        if lam == 0:
+            return difference_target(h_in, self.inverse(i, t_out), self.inverse(i, h_out))
+        g_bp = linearized_difference(self.forward_map(i), h_in, t_out - h_out)
+        g_tp = self.inverse(i, t_out) - self.inverse(i, h_out) if lam < 1 else g_bp
+        return h_in + hybrid_difference(g_tp, g_bp, lam)
+
+    def forward_losses(self, x: Tensor, y: Tensor, hs: list[Tensor], targets) -> list[Tensor]:
+        """[L_1, ..., L_L]: ½‖h_l − t_l‖² per layer; the last layer's task or target loss."""
+        losses = [local_loss(h, t) for h, t in zip(hs[:-1], targets[:-1], strict=True)]
+        if self.opts.last_layer_loss == "task":
+            last = self.task_loss(hs[-1], y)
+        else:
+            last = local_loss(self.output_repr(hs[-1], hs[-2].detach()), targets[-1])
+        return [*losses, last]
+
+    # --- feedback losses -------
+    def draw_noise(self, j: int, ins: list[Tensor], outs: list[Tensor]) -> dict[str, Tensor]:
+        """Noise for inverse j (layer i = inverse_ids[j]): ε ~ N(0, σ_j²) on h_{l-1}; L-DRL adds
+        η ~ N(0, σ_j²) on h_l; DRL adds its reference r_l computed with the current G's."""
+        i, sigma = self.inverse_ids[j], self.noise[j]
+        noise = {"eps": sigma * torch.randn_like(ins[i])}
+        if self.opts.feedback_loss == "ldrl":
+            noise["eta"] = sigma * torch.randn_like(outs[i])
+        if self.opts.feedback_loss == "drl":
+            noise["r"] = self.drl_reference(i, ins[i] + noise["eps"], ins, outs)
+        return noise
+
+    def feedback_loss(self, j: int, h_in: Tensor, y_out: Tensor, noise: dict[str, Tensor]):
+        """Inverse loss of G_l, l = inverse_ids[j] (+1 in paper numbering), with the given noise;
+        for DRL `noise` also holds the reference r_l (see `drl_references`)."""
+        i = self.inverse_ids[j]
+        f, g, kind = self.forward_map(i), partial(self.inverse, i), self.opts.feedback_loss
+        if kind == "noise_preserving":
+            return noise_preserving_loss(f, g, h_in, noise["eps"])
+        if kind == "denoising":
+            return denoising_loss(f, g, h_in, noise["eps"])
+        if kind == "ldrl":
+            return ldrl_loss(f, g, h_in, noise["eps"], noise["eta"], y_out)
+        return drl_loss(g, noise["eps"], noise["r"], y_out, self.noise[j])
+
+    @torch.no_grad()
+    def drl_reference(self, i: int, h_noisy: Tensor, ins: list[Tensor], outs: list[Tensor]):
+        """r_l for G_l (layer i): h̃_{l-1} sent forward to the output space, then
+        r_{k-1} = h_{k-1} + G_k(r_k) − G_k(h_k) for k = L, ..., l+1 with the current G's."""
+        r = h_noisy
+        for k in range(i, len(self.net)):
+            r = self.forward_map(k)(r)
+        for k in range(len(self.net) - 1, i, -1):
+            r = difference_target(ins[k], self.inverse(k, r), self.inverse(k, outs[k]))
+        return r
+
+    # --- the training step -------
+    def phase(self) -> tuple[bool, bool]:
+        """(train feedback, train forward weights) in the current epoch."""
+        epoch = self.current_epoch - self.opts.warmup_epochs
+        if epoch < 0:
+            return True, False
+        if self.opts.schedule == "alternating":  # a feedback epoch, then a forward epoch, ...
+            return epoch % 2 == 0, epoch % 2 == 1
+        return self.learned_feedback, True
+
+    def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        train_feedback, train_forward = self.phase()
+        with torch.set_grad_enabled(train_forward):
+            hs = self.net.forward_all(x, detach=True)  # [h_1, ..., h_L]
+        if train_feedback:
+            self.feedback_step(x, hs)
+        if train_forward:
+            self.forward_step(x, y, hs)
+        logits = hs[-1].detach()
+        return logits, self.task_loss(logits, y)
+
+    def forward_step(self, x: Tensor, y: Tensor, hs: list[Tensor]) -> None:
+        targets = self.compute_targets(x, y, hs)
+        optimizer = self.forward_optimizer
+        optimizer.zero_grad()
+        self.manual_backward(torch.stack(self.forward_losses(x, y, hs, targets)).sum())
+        optimizer.step()
+
+    def feedback_step(self, x: Tensor, hs: list[Tensor]) -> None:
+        """K_l steps on every inverse loss; each step sums the losses of the layers still active."""
+        ins = [x, *(h.detach() for h in hs[:-1])]  # h_0 .. h_{L-1}
+        outs = [*ins[1:], self.output_repr(hs[-1].detach(), ins[-1])]  # h_1 .. out(h_L)
+        steps = max(self.iterations)
+        # DRL: all references from the start-of-batch G's (the bottom-up order), so draw them first
+        drawn = (
+            [self._step_noise(k, ins, outs) for k in range(steps)]
+            if (self.opts.feedback_loss == "drl" and steps > 1)
+            else None
+        )
+        optimizer = self.feedback_optimizer
+        for k in range(steps):
+            noise = drawn[k] if drawn else self._step_noise(k, ins, outs)
+            losses = torch.stack(
+                [
+                    self.feedback_loss(j, ins[self.inverse_ids[j]], outs[self.inverse_ids[j]], n)
+                    for j, n in noise.items()
+                ]
+            )  # (number of inverses still active in step k,)
+            optimizer.zero_grad()
+            self.manual_backward(losses.sum())
+            optimizer.step()
+            self._record_feedback_losses(list(noise), losses.detach())
+
+    def _step_noise(self, k: int, ins: list[Tensor], outs: list[Tensor]) -> dict[int, dict]:
+        """{j: noise} for every inverse j with more than k feedback iterations."""
+        return {j: self.draw_noise(j, ins, outs) for j, n in enumerate(self.iterations) if n > k}
+
+    def _record_feedback_losses(self, active: list[int], losses: Tensor) -> None:
+        if self._fb_sum is None or self._fb_sum.device != losses.device:
+            self._fb_sum = losses.new_zeros(len(self.inverse_ids))
+            self._fb_count = losses.new_zeros(len(self.inverse_ids))
+        if len(active) == len(self.inverse_ids):
+            self._fb_sum += losses
+            self._fb_count += 1
+        else:
+            index = torch.tensor(active, device=losses.device)
+            self._fb_sum.index_add_(0, index, losses)
+            self._fb_count.index_add_(0, index, torch.ones_like(losses))
+
+    def on_train_epoch_end(self) -> None:
+        if self._fb_sum is not None:
+            means = self._fb_sum / self._fb_count.clamp(min=1)
+            self.log_dict({f"fb/loss/L{i + 1}": means[j] for j, i in enumerate(self.inverse_ids)})
+            self._fb_sum = self._fb_count = None
+        super().on_train_epoch_end()

@@ -1,0 +1,62 @@
+"""Targets of the target-propagation family and the layer-local forward loss, as pure functions.
+
+Notation (Bartunov et al. 2018): h_l = F_l(h_{l-1}), G_l ≈ F_l⁻¹ the feedback map of layer l,
+t_l the target of h_l, ℓ the task loss (cross-entropy of softmax(h_L) and the label y).
+Per-sample quantities: `output_error` is ∂ℓ_n/∂h_L of one sample's loss, so a target step of size α
+is the same for every batch size. Shapes: (N, *layer shape) throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def local_loss(h: Tensor, t: Tensor) -> Tensor:
+    """L_l = (1/N) Σ_n ½ ‖h_l,n − t_l,n‖², summed over units, averaged over the batch."""
+    return 0.5 * (h - t).pow(2).sum() / h.shape[0]
+
+
+def output_error(logits: Tensor, y: Tensor) -> Tensor:
+    """e = ∂ℓ_n/∂h_L = softmax(h_L) − onehot(y) for the cross-entropy of one sample; (N, C)."""
+    return torch.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1]).to(logits.dtype)
+
+
+def label_target(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """t_L = argmin_{h_L} ℓ(h_L) = onehot(y), the correct label distribution (SDTP); (N, C)."""
+    return F.one_hot(y, num_classes).to(dtype)
+
+
+def output_step_target(logits: Tensor, y: Tensor, beta: float) -> Tensor:
+    """t_L = h_L − β (softmax(h_L) − onehot(y))  (Ernoult et al. 2022, Meulemans et al. 2020)."""
+    return logits - beta * output_error(logits, y)
+
+
+def gradient_target(h: Tensor, grad: Tensor, alpha: float) -> Tensor:
+    """t_{L-1} = h_{L-1} − α ∂ℓ_n/∂h_{L-1}  (Lee et al. 2015: the penultimate target)."""
+    return h - alpha * grad
+
+
+def difference_target(h_below: Tensor, g_target: Tensor, g_activation: Tensor) -> Tensor:
+    """t_{l-1} = h_{l-1} + G_l(t_l) − G_l(h_l)  (DTP's difference correction)."""
+    return h_below + (g_target - g_activation)
+
+
+def linearized_difference(f: Callable[[Tensor], Tensor], h_below: Tensor, delta: Tensor) -> Tensor:
+    """g_bp(t_l) − g_bp(h_l) = J_F(h_{l-1})ᵀ (t_l − h_l), the exact linearisation of F_l at h_{l-1}
+    applied to the difference δ = t_l − h_l (Bartunov §5.6): a vector-Jacobian product of F_l.
+    With it, t_{l-1} = h_{l-1} + Jᵀδ is exactly BP's h_{l-1} − α ∂ℓ/∂h_{l-1} when δ = −α ∂ℓ/∂h_l."""
+    with torch.enable_grad():
+        h = h_below.detach().requires_grad_(True)
+        (vjp,) = torch.autograd.grad(f(h), h, delta)
+    return vjp
+
+
+def hybrid_difference(g_tp: Tensor, g_bp: Tensor, lam: float) -> Tensor:
+    """G(t) − G(h) with G = λ·g_bp + (1 − λ)·g_tp, 0 ≤ λ ≤ 1 (Bartunov §5.6 hybrid targets)."""
+    if lam == 0:
+        return g_tp
+    return lam * g_bp + (1 - lam) * g_tp

@@ -1,0 +1,244 @@
+"""The math of the target-propagation family on tiny nets (no training loop, float64).
+
+Identities: top step 0 gives targets equal to the activations and zero local losses; with G the
+exact linearisation of F (hybrid λ = 1) the updates are BP's gradients layer by layer; every local
+loss reaches only its own layer; the L-DRL and DRL losses equal a hand evaluation of their
+formulas; wrong per-layer lists and impossible rule/net pairs fail with one sentence.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tpbench.algorithms import tp_rules
+from tpbench.errors import ConfigError
+from tpbench.nets.architectures import fc
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets: one thread is fastest, and avoids oversubscribing a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
+
+
+def make_rule(cls=tp_rules.DTP, hidden=(5, 4, 4), seed=0, **options):
+    torch.manual_seed(seed)
+    net = fc((6,), 3, hidden=hidden)
+    feedback = None if cls is tp_rules.FWDTP else ADAM
+    rule = cls(net, ADAM, feedback, **options).double()
+    return rule
+
+
+def batch(n=8, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 6, generator=g, dtype=torch.float64), torch.randint(
+        0, 3, (n,), generator=g
+    )
+
+
+def forward_grads(rule, x, y):
+    """Per-layer weight gradients of the rule's summed forward losses."""
+    rule.net.zero_grad()
+    hs = rule.net.forward_all(x, detach=True)
+    targets = rule.compute_targets(x, y, hs)
+    torch.stack(rule.forward_losses(x, y, hs, targets)).sum().backward()
+    return [layer.weight.grad.clone() for layer in rule.net]
+
+
+def bp_grads(rule, x, y):
+    rule.net.zero_grad()
+    F.cross_entropy(rule.net(x), y).backward()
+    return [layer.weight.grad.clone() for layer in rule.net]
+
+
+def cosine(a, b):
+    return F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+
+
+@pytest.mark.parametrize(
+    "cls,options",
+    [
+        (tp_rules.DTP, {}),
+        (tp_rules.LDRL, {}),
+        (tp_rules.FWDTP, {}),
+        (tp_rules.SDTP, {}),
+        (tp_rules.DTP, {"hybrid": 0.5}),
+    ],
+)
+def test_top_step_zero_gives_targets_equal_to_activations(cls, options):
+    rule = make_rule(cls, top_step=0.0, **options)
+    x, y = batch()
+    hs = rule.net.forward_all(x, detach=True)
+    targets = rule.compute_targets(x, y, hs)
+    hidden = range(len(hs) - 1)
+    if cls is tp_rules.SDTP:  # label targets ignore the step: t_L = onehot ≠ softmax(h_L)
+        assert not torch.allclose(targets[-2], hs[-2])
+        return
+    for i in hidden:
+        torch.testing.assert_close(targets[i], hs[i].detach(), rtol=0, atol=1e-12)
+    losses = rule.forward_losses(x, y, hs, targets)
+    local = losses if rule.opts.last_layer_loss == "target" else losses[:-1]
+    assert all(loss.item() < 1e-20 for loss in local)
+
+
+@pytest.mark.parametrize("cls", [tp_rules.DTP, tp_rules.LDRL, tp_rules.FWDTP])
+@pytest.mark.parametrize("step", [1e-3, 0.3])
+def test_exact_linearised_inverse_gives_bp_updates(cls, step):
+    """G_l = g_bp (hybrid λ = 1): every layer's update is parallel to BP's gradient. The map is
+    linear, so this holds for any step; the last layer's target loss gives β·∂ℓ/∂θ_L too."""
+    rule = make_rule(cls, top_step=step, hybrid=1.0)
+    x, y = batch()
+    for ours, theirs in zip(forward_grads(rule, x, y), bp_grads(rule, x, y), strict=True):
+        assert cosine(ours, theirs) > 0.99
+
+
+def test_dtp_hidden_updates_are_alpha_times_bp():
+    """With t_{L-1} = h_{L-1} − α ∂ℓ_n/∂h_{L-1} and g_bp, hidden updates are exactly α·BP."""
+    rule = make_rule(top_step=0.2, hybrid=1.0)
+    x, y = batch()
+    ours, theirs = forward_grads(rule, x, y), bp_grads(rule, x, y)
+    for a, b in zip(ours[:-1], theirs[:-1], strict=True):
+        torch.testing.assert_close(a, 0.2 * b)
+    torch.testing.assert_close(ours[-1], theirs[-1])  # last layer: the task loss itself
+
+
+def test_learned_inverse_targets_are_not_bp():
+    """Sanity check of the test above: with the learned (random) G the updates differ from BP."""
+    rule = make_rule(top_step=0.2)
+    x, y = batch()
+    cosines = [cosine(a, b) for a, b in zip(forward_grads(rule, x, y), bp_grads(rule, x, y))]
+    assert min(cosines[:-2]) < 0.99
+
+
+@pytest.mark.parametrize("cls", [tp_rules.DTP, tp_rules.AOSDTP, tp_rules.LDRL])
+def test_each_local_loss_reaches_only_its_own_layer(cls):
+    rule = make_rule(cls)
+    x, y = batch()
+    hs = rule.net.forward_all(x, detach=True)
+    losses = rule.forward_losses(x, y, hs, rule.compute_targets(x, y, hs))
+    for i, loss in enumerate(losses):
+        rule.net.zero_grad()
+        loss.backward(retain_graph=True)
+        for j, layer in enumerate(rule.net):
+            touched = any(
+                p.grad is not None and p.grad.abs().sum() > 0 for p in layer.forward_parameters()
+            )
+            assert touched == (i == j), (i, j)
+        assert all(p.grad is None for p in rule.feedback_parameters())
+
+
+def feedback_inputs(rule, x):
+    hs = [h.detach() for h in rule.net.forward_all(x, detach=True)]
+    ins = [x, *hs[:-1]]
+    return ins, [*ins[1:], rule.output_repr(hs[-1], ins[-1])]
+
+
+@pytest.mark.parametrize("loss", ["noise_preserving", "denoising", "ldrl", "drl"])
+def test_each_inverse_loss_reaches_only_its_own_inverse(loss):
+    rule = make_rule(tp_rules.LDRL, feedback_loss=loss)
+    x, _ = batch()
+    ins, outs = feedback_inputs(rule, x)
+    for j, i in enumerate(rule.inverse_ids):
+        rule.net.zero_grad()
+        rule.feedback_loss(j, ins[i], outs[i], rule.draw_noise(j, ins, outs)).backward()
+        for k, layer in enumerate(rule.net):
+            touched = any(
+                p.grad is not None and p.grad.abs().sum() > 0 for p in layer.feedback_parameters()
+            )
+            assert touched == (k == i), (j, k)
+        assert all(p.grad is None for p in rule.net.forward_parameters())
+
+
+def dense_f(layer, h):  # F(h) = σ(W h + b)
+    return layer.activation(h @ layer.weight.t() + layer.bias)
+
+
+def dense_g(layer, y):  # G(y) = tanh(Vᵀ y + c) (σ_g = tanh, the activation below)
+    g = layer.feedback["inverse"]
+    return torch.tanh(y @ g.weight + g.bias)
+
+
+def test_ldrl_loss_matches_its_formula():
+    rule = make_rule(tp_rules.LDRL, noise=0.3)
+    x, _ = batch()
+    ins, outs = feedback_inputs(rule, x)
+    for j, i in enumerate(rule.inverse_ids):
+        noise = rule.draw_noise(j, ins, outs)
+        layer, h, eps, eta = rule.net[i], ins[i], noise["eps"], noise["eta"]
+        g_f = dense_g(layer, dense_f(layer, h))
+        g_eps = dense_g(layer, dense_f(layer, h + eps))
+        g_eta = dense_g(layer, dense_f(layer, h) + eta)
+        # −2 εᵀ(G(F(h+ε)) − G(F(h))) + ‖G(F(h)+η) − G(F(h))‖², averaged over the batch
+        expected = (-2 * (eps * (g_eps - g_f)).sum(1) + (g_eta - g_f).pow(2).sum(1)).mean()
+        torch.testing.assert_close(rule.feedback_loss(j, ins[i], outs[i], noise), expected)
+
+
+def test_drl_loss_matches_its_formula():
+    sigma = 0.2
+    rule = make_rule(tp_rules.DRL, noise=sigma)
+    x, _ = batch()
+    ins, outs = feedback_inputs(rule, x)
+    layers = list(rule.net)
+    for j, i in enumerate(rule.inverse_ids):
+        noise = rule.draw_noise(j, ins, outs)
+        eps = noise["eps"]
+        r = ins[i] + eps  # h̃_{l-1}, forward to the output ...
+        for layer in layers[i:]:
+            r = dense_f(layer, r)
+        for k in range(
+            len(layers) - 1, i - 1, -1
+        ):  # ... and back: r_{k-1} = h_{k-1} + G(r) − G(h_k)
+            r = ins[k] + dense_g(layers[k], r) - dense_g(layers[k], outs[k])
+        expected = ((ins[i] + eps - r).pow(2).sum(1) / sigma**2).mean()  # (1/σ²)‖h̃ − r‖²
+        torch.testing.assert_close(rule.feedback_loss(j, ins[i], outs[i], noise), expected)
+
+
+def test_aux_output_targets_keep_z_and_use_the_label():
+    rule = make_rule(tp_rules.AOSDTP, aux_size=7)
+    x, y = batch()
+    hs = rule.net.forward_all(x, detach=True)
+    targets = rule.compute_targets(x, y, hs)
+    out = rule.output_repr(hs[-1], hs[-2])  # [softmax(h_L), z]: (N, 3 + 7)
+    assert targets[-1].shape == out.shape == (8, 10)
+    torch.testing.assert_close(targets[-1][:, 3:], out[:, 3:])
+    torch.testing.assert_close(targets[-1][:, :3], F.one_hot(y, 3).double())
+
+
+def test_vanilla_tp_targets_are_inverses_of_targets():
+    rule = make_rule(tp_rules.TP)
+    x, y = batch()
+    hs = rule.net.forward_all(x, detach=True)
+    targets = rule.compute_targets(x, y, hs)
+    torch.testing.assert_close(targets[0], rule.inverse(1, targets[1]))
+
+
+@pytest.mark.parametrize(
+    "cls,options,match",
+    [
+        (tp_rules.LDRL, {"noise": [0.1, 0.2]}, "has 2 entries; expected 3"),  # G_2..G_4
+        (tp_rules.DTP, {"feedback_iterations": [1, 1, 1]}, "has 3 entries; expected 2"),  # G_2, G_3
+        (tp_rules.DTP, {"feedback_lr": [1e-3]}, "expected 2"),
+        (tp_rules.DTP, {"top_target": "nope"}, "top_target='nope'"),
+        (tp_rules.DTP, {"last_layer_loss": "target"}, "top_target=gradient"),
+        (tp_rules.DTP, {"bogus": 1}, "Unknown option 'bogus'"),
+        (tp_rules.DRL, {"noise": 0.0}, "noise must be > 0"),
+    ],
+)
+def test_bad_options_are_one_sentence(cls, options, match):
+    with pytest.raises(ConfigError, match=match):
+        make_rule(cls, **options)
+
+
+def test_rule_on_a_net_it_cannot_train_fails_at_start():
+    with pytest.raises(ConfigError, match="at least 3 layers"):
+        make_rule(tp_rules.DTP, hidden=(5,))
