@@ -2,5 +2,7 @@
 
 from tpbench.nets.layers import Dense, Layer
 from tpbench.nets.network import Network
+from tpbench.nets.pooling import MaxPool
+from tpbench.nets.spatial import Conv2d, LocallyConnected2d
 
-__all__ = ["Dense", "Layer", "Network"]
+__all__ = ["Conv2d", "Dense", "Layer", "LocallyConnected2d", "MaxPool", "Network"]

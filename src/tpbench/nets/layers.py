@@ -4,6 +4,8 @@ Every layer exposes the structured map with any weight of W's shape (`linear`) a
 (`linear_transpose`, the vector-Jacobian product of `linear` w.r.t. its input), so a feedback
 pathway with its own weights of W's shape computes "Vᵀ·" with the same structure as the forward op.
 Feedback pathways built on request live in `layer.feedback` and are never forward parameters.
+A spatial layer may end with max-pooling (`layer.pool`, see pooling.py): h = pool(σ(W·x + b));
+its learned inverse then un-pools first, so `inverse` always maps out_shape to in_shape.
 """
 
 from __future__ import annotations
@@ -16,6 +18,28 @@ from torch import Tensor, nn
 from tpbench.errors import ConfigError
 from tpbench.nets.activations import make_activation
 from tpbench.nets.feedback import FixedFeedback, LearnedInverse, glorot_bound, random_tensor
+from tpbench.nets.pooling import MaxPool
+
+INITS = ("glorot", "kaiming", "lecun", "orthogonal")
+
+
+def uniform_bound(init: str, fan_in: int, fan_out: int) -> float:
+    """b of W ~ U(−b, b): Glorot √(6/(fan_in+fan_out)), Kaiming √(6/fan_in), LeCun √(3/fan_in)."""
+    if init == "glorot":
+        return math.sqrt(6.0 / (fan_in + fan_out))
+    if init == "kaiming":
+        return math.sqrt(6.0 / fan_in)
+    if init == "lecun":
+        return math.sqrt(3.0 / fan_in)
+    raise ConfigError(f"Unknown init '{init}'; valid: {', '.join(INITS)}.")
+
+
+def orthogonal_(matrices: Tensor) -> None:
+    """Fill each (out, in) matrix of a (B, out, in) batch with orthonormal rows or columns."""
+    batch, rows, cols = matrices.shape
+    q, r = torch.linalg.qr(torch.randn(batch, max(rows, cols), min(rows, cols)))
+    q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)  # unique QR: diag(R) > 0
+    matrices.copy_(q if rows >= cols else q.transpose(1, 2))
 
 
 class Layer(nn.Module):
@@ -31,6 +55,7 @@ class Layer(nn.Module):
         self.activation_name = activation
         self.activation = make_activation(activation)
         self.has_bias = bias
+        self.pool: MaxPool | None = None  # spatial layers may pool their output
         self.feedback = nn.ModuleDict()
 
     # --- the structured linear map; subclasses implement both --------------------------------
@@ -49,8 +74,9 @@ class Layer(nn.Module):
         return a if self.bias is None else a + self.bias
 
     def forward(self, x: Tensor) -> Tensor:
-        """h = σ(W·x + b)."""
-        return self.activation(self.preactivation(x))
+        """h = σ(W·x + b), or pool(σ(W·x + b)) for a pooling layer."""
+        h = self.activation(self.preactivation(x))
+        return h if self.pool is None else self.pool(h)
 
     def forward_parameters(self) -> list[nn.Parameter]:
         return [p for p in (self.weight, self.bias) if p is not None]
@@ -62,22 +88,21 @@ class Layer(nn.Module):
     def fan_in_out(self) -> tuple[int, int]:
         raise NotImplementedError
 
+    def weight_matrices(self) -> Tensor:
+        """W as a batch of (out, in) matrices, a view: (1, out, in); per position for LC."""
+        return self.weight.view(1, self.weight.shape[0], -1)
+
     def reset_parameters(self, init: str = "glorot") -> None:
-        """Glorot (Xavier) uniform by default, as in Bartunov et al.; bias zero."""
-        fan_in, fan_out = self.fan_in_out
-        if init == "glorot":
-            bound = math.sqrt(6.0 / (fan_in + fan_out))
-        elif init == "kaiming":
-            bound = math.sqrt(6.0 / fan_in)
-        elif init == "lecun":
-            bound = math.sqrt(3.0 / fan_in)
-        else:
-            raise ConfigError(f"Unknown init '{init}'; valid: glorot, kaiming, lecun.")
+        """Glorot (Xavier) uniform by default, as in Bartunov et al.; `orthogonal` as in FW-DTP's
+        code (per position for LC); bias zero."""
         with torch.no_grad():
-            self.weight.uniform_(-bound, bound)
+            if init == "orthogonal":
+                orthogonal_(self.weight_matrices())
+            else:
+                bound = uniform_bound(init, *self.fan_in_out)
+                self.weight.uniform_(-bound, bound)
             if self.bias is not None:
                 self.bias.zero_()
-
 
     # --- feedback pathways, built on request ----------------------------------------------------
     @property
@@ -97,8 +122,11 @@ class Layer(nn.Module):
         return self.feedback["inverse"]
 
     def inverse(self, h: Tensor, weight: Tensor | None = None) -> Tensor:
-        """G_l(h) = σ_g(Vᵀ·h + c), h: (N, *out_shape) -> (N, *in_shape). `weight` overrides V."""
+        """G_l(h) = σ_g(Vᵀ·h + c), h: (N, *out_shape) -> (N, *in_shape). `weight` overrides V.
+        A pooling layer un-pools h first: G_l(h) = σ_g(Vᵀ·unpool(h) + c)."""
         g = self.feedback["inverse"]
+        if self.pool is not None:
+            h = self.pool.unpool(h)
         a = self.linear_transpose(h, g.weight if weight is None else weight)
         return g.activation(a if g.bias is None else a + g.bias)
 
@@ -118,14 +146,18 @@ class Layer(nn.Module):
         return self.feedback[name].weight
 
     def build_direct_feedback(
-        self, num_outputs: int, distribution: str = "uniform", scale: float | None = None,
+        self,
+        num_outputs: int,
+        distribution: str = "uniform",
+        scale: float | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """DFA's D_l: (num_outputs, *out_shape), maps the output error e to this layer."""
         fan = math.prod(self.out_shape)
         scale = glorot_bound(num_outputs, fan) if scale is None else scale
-        return self.build_fixed_feedback("D", distribution, scale, (num_outputs, *self.out_shape),
-                                         generator)
+        return self.build_fixed_feedback(
+            "D", distribution, scale, (num_outputs, *self.out_shape), generator
+        )
 
 
 class Dense(Layer):
