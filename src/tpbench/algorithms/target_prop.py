@@ -36,9 +36,8 @@ from tpbench.algorithms.targets import (
     local_loss,
     output_error,
 )
-from tpbench.algorithms.tp_options import TPOptions, per_layer
+from tpbench.algorithms.tp_options import TPOptions, check_feedback, check_net, per_layer
 from tpbench.algorithms.tp_output import AuxiliaryOutput, output_representation, output_target
-from tpbench.errors import ConfigError
 
 
 class TargetPropagation(LearningRule):
@@ -63,7 +62,7 @@ class TargetPropagation(LearningRule):
         )
         self.opts = TPOptions.from_kwargs(self.rule_name, self.defaults, options)
         self.num_classes = net.out_shape[-1]
-        self._check_net()
+        check_net(self.rule_name, net, self.opts)
         # 0-based indices i of the layers whose inverse G_i is learned (paper layers 2..L or L-1)
         top = len(net) - (1 if self.opts.top_target == "gradient" else 0)
         self.inverse_ids = list(range(1, top))
@@ -72,53 +71,16 @@ class TargetPropagation(LearningRule):
         self.iterations = per_layer("feedback_iterations", self.opts.feedback_iterations, n, int, 1)
         lrs = self.opts.feedback_lr
         self.feedback_lrs = None if lrs is None else per_layer("feedback_lr", lrs, n, float, 0.0)
-        self._check_feedback_setup()
+        check_feedback(
+            self.rule_name,
+            self.opts,
+            self.noise,
+            self.learned_feedback,
+            has_optimizer=feedback_optimizer is not None,
+        )
         self.build_feedback()
         self._fb_sum: Tensor | None = None
         self._fb_count: Tensor | None = None
-
-    # --- validation -------
-    def _check_net(self) -> None:
-        need = 3 if self.opts.top_target == "gradient" else 2
-        if len(self.net) < need:
-            raise ConfigError(
-                f"algo '{self.rule_name}' with top_target={self.opts.top_target} needs a net of at "
-                f"least {need} layers (it learns inverses of the upper layers); this net has "
-                f"{len(self.net)}."
-            )
-        for i, layer in enumerate(self.net):
-            if getattr(layer, "weight", None) is None:
-                raise ConfigError(
-                    f"algo '{self.rule_name}' cannot train this net: layer {i + 1} "
-                    f"({type(layer).__name__}) has no weights and so no inverse G; use blocks "
-                    "that own their weights (e.g. pooled conv blocks)."
-                )
-
-    def _check_feedback_setup(self) -> None:
-        rule, opts = self.rule_name, self.opts
-        if opts.feedback_loss == "drl" and min(self.noise) <= 0:
-            raise ConfigError(
-                f"algo '{rule}': feedback_loss=drl divides by σ², so noise must be > 0."
-            )
-        if not self.learned_feedback:
-            if self.feedback_optimizer_factory is not None:
-                raise ConfigError(
-                    f"algo '{rule}' trains no feedback weights; set algo.feedback_optimizer=null."
-                )
-            if opts.top_target == "aux_label":
-                raise ConfigError(
-                    f"algo '{rule}' has fixed feedback; top_target=aux_label needs a "
-                    "learned G_L (use output_step, label or gradient)."
-                )
-            if opts.schedule != "parallel" or opts.warmup_epochs:
-                raise ConfigError(
-                    f"algo '{rule}' has fixed feedback, so schedule={opts.schedule} and "
-                    f"warmup_epochs={opts.warmup_epochs} mean nothing; use parallel and 0."
-                )
-        elif self.feedback_optimizer_factory is None:
-            raise ConfigError(
-                f"algo '{rule}' learns feedback weights; set algo.feedback_optimizer."
-            )
 
     # --- feedback pathway -------
     def build_feedback(self) -> None:

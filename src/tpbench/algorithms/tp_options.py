@@ -102,3 +102,54 @@ def per_layer(name: str, value, n: int, kind: type, minimum: float) -> list:
     if any(v < minimum for v in values):
         raise ConfigError(f"algo.{name}={values} must be ≥ {minimum} everywhere.")
     return values
+
+
+def check_net(rule: str, net, opts: TPOptions) -> None:
+    """The net has enough layers, and every layer has weights and a stateless inverse."""
+    need = 3 if opts.top_target == "gradient" else 2
+    if len(net) < need:
+        raise ConfigError(
+            f"algo '{rule}' with top_target={opts.top_target} needs a net of at least {need} "
+            f"layers (it learns inverses of the upper layers); this net has {len(net)}."
+        )
+    for i, layer in enumerate(net):
+        if getattr(layer, "weight", None) is None:
+            raise ConfigError(
+                f"algo '{rule}' cannot train this net: layer {i + 1} ({type(layer).__name__}) "
+                "has no weights and so no inverse G; use blocks that own their weights "
+                "(e.g. pooled conv blocks)."
+            )
+        if getattr(getattr(layer, "pool", None), "unpool_mode", "nearest") != "nearest":
+            raise ConfigError(
+                f"algo '{rule}' cannot train this net: layer {i + 1} un-pools with the indices "
+                "of its latest forward pass (unpool=max), which the noisy and batched passes of "
+                "target propagation overwrite; use net.unpool=nearest."
+            )
+
+
+def check_feedback(
+    rule: str, opts: TPOptions, noise: list[float], learned: bool, has_optimizer: bool
+) -> None:
+    """The feedback options fit the rule: DRL's σ > 0; fixed feedback has no optimizer/schedule."""
+    if opts.feedback_loss == "drl" and min(noise) <= 0:
+        raise ConfigError(f"algo '{rule}': feedback_loss=drl divides by σ², so noise must be > 0.")
+    if learned:
+        if not has_optimizer:
+            raise ConfigError(
+                f"algo '{rule}' learns feedback weights; set algo.feedback_optimizer."
+            )
+        return
+    if has_optimizer:
+        raise ConfigError(
+            f"algo '{rule}' trains no feedback weights; set algo.feedback_optimizer=null."
+        )
+    if opts.top_target == "aux_label":
+        raise ConfigError(
+            f"algo '{rule}' has fixed feedback; top_target=aux_label needs a learned G_L "
+            "(use output_step, label or gradient)."
+        )
+    if opts.schedule != "parallel" or opts.warmup_epochs:
+        raise ConfigError(
+            f"algo '{rule}' has fixed feedback, so schedule={opts.schedule} and "
+            f"warmup_epochs={opts.warmup_epochs} mean nothing; use parallel and 0."
+        )
