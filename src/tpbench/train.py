@@ -11,12 +11,15 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate as hydra_instantiate
+from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
+from tpbench.fastpath import compile_layers
 
 log = logging.getLogger("tpbench")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -49,6 +52,9 @@ def build(cfg: DictConfig):
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    rule.check_trainer(trainer)  # DDP strategy and 16-bit precision, before any data is read
+    if cfg.get("compile"):
+        compile_layers(net)
     n_fwd = sum(p.numel() for p in net.forward_parameters())
     n_fb = sum(p.numel() for p in net.feedback_parameters())
     log.info(
@@ -63,13 +69,36 @@ def build(cfg: DictConfig):
     return datamodule, rule, trainer
 
 
+def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer, output_dir: str) -> str | None:
+    """`auto`: this run's checkpoints/last.ckpt when it exists (a re-run sweep trial, a requeued
+    Slurm job; the earlier CSV rows are kept as csv/metrics.<n>.csv), else a fresh start; any
+    other value is used as given."""
+    if ckpt_path != "auto":
+        return ckpt_path
+    callback = trainer.checkpoint_callback
+    dirpath = getattr(callback, "dirpath", None) or Path(output_dir) / "checkpoints"
+    last = Path(dirpath) / "last.ckpt"
+    if not last.is_file():
+        return None
+    log.info("Resuming from %s", last)
+    for logger in trainer.loggers:  # CSVLogger deletes an existing metrics.csv: keep its rows
+        old = Path(logger.log_dir) / "metrics.csv" if isinstance(logger, CSVLogger) else None
+        if old is not None and old.is_file():
+            n = len(list(old.parent.glob("metrics.*.csv")))
+            old.rename(old.with_name(f"metrics.{n}.csv"))
+    return str(last)
+
+
 def train(cfg: DictConfig) -> float:
     """Fit with a validation pass per epoch, test the best checkpoint, return the metric."""
     start = time.perf_counter()
+    if cfg.get("threads"):
+        set_threads(int(cfg.threads))  # parallel trials (and DDP processes) share the cores
     datamodule, rule, trainer = build(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, cfg.paths.output_dir)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(rule, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(rule, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     rule.raise_if_diverged()
     if cfg.get("test", True):

@@ -51,6 +51,8 @@ class LearningRule(L.LightningModule):
             {f"{p}_acc": MulticlassAccuracy(num_classes, average="micro") for p in PHASES}
         )
         self.val_acc_best, self.val_err_best = MaxMetric(), MinMetric()
+        for best in (self.val_acc_best, self.val_err_best):
+            best.persistent(True)  # in checkpoints: a resumed run keeps its best-so-far
         self.diverged: str | None = None
 
     # --- what a rule writes --------------------------------------------------------------------

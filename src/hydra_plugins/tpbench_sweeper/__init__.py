@@ -1,0 +1,1 @@
+"""Hydra discovers sweepers only inside the `hydra_plugins` namespace: this is tpbench's."""

@@ -1,0 +1,88 @@
+"""`tpbench report` on a hand-made sweep: files written, paper numbers, states, partial runs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import optuna
+import pytest
+from omegaconf import OmegaConf
+
+from tpbench.cli import main
+from tpbench.report import read_runs, report, rule_label
+from tpbench.sweeper import FAIL_REASON, RUN_DIR
+
+FIELDS = ["epoch", "step", "train/err", "val/err", "val/err_best", "test/err"]
+
+
+def write_run(run_dir: Path, algo: str, errors: list[float], log: str, test: float | None) -> None:
+    """A run as train.py leaves it: .hydra/{config,hydra}.yaml, csv/metrics.csv, train.log."""
+    schedule = {"schedule": "alternating" if algo.endswith("_alt") else "parallel"}
+    cfg = {"algo": {"_target_": "x.Rule", **(schedule if "dtp" in algo else {})},
+           "logger": {"csv": {"_target_": "lightning.pytorch.loggers.CSVLogger"}}}  # fmt: skip
+    choices = {"data": "mnist", "net": "bartunov_mnist_fc", "algo": algo}
+    (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(cfg), run_dir / ".hydra" / "config.yaml")
+    OmegaConf.save({"hydra": {"runtime": {"choices": choices}}}, run_dir / ".hydra" / "hydra.yaml")
+    (run_dir / "csv").mkdir()
+    with (run_dir / "csv" / "metrics.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=FIELDS)
+        writer.writeheader()
+        for epoch, err in enumerate(errors):
+            writer.writerow({"epoch": epoch, "step": epoch, "val/err": err, "val/err_best": err})
+            writer.writerow({"epoch": epoch, "step": epoch, "train/err": err / 2})
+        if test is not None:
+            writer.writerow({"epoch": len(errors), "step": 99, "test/err": test})
+    (run_dir / "train.log").write_text(log)
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    done = "[tpbench][INFO] - Done in 1.0s"
+    write_run(tmp_path / "bp_0", "bp", [0.3, 0.02], done, 0.021)
+    write_run(tmp_path / "bp_1", "bp", [0.4, 0.05], done, 0.06)
+    write_run(tmp_path / "dtp_0", "dtp_alt", [0.5, 0.03], done, 0.035)
+    write_run(tmp_path / "dtp_1", "dtp_alt", [0.6], "[ERROR] - Run diverged: loss nan", None)
+    write_run(tmp_path / "dtp_2", "dtp_alt", [0.7], "still training", None)  # a partial sweep
+    return tmp_path
+
+
+def test_report_writes_figures_and_a_table_next_to_the_paper(sweep):
+    paths = report(sweep, wandb=False)
+    assert [p.name for p in paths] == ["sensitivity.png", "curves.png", "report.md"]
+    assert all(p.stat().st_size > 1000 for p in paths[:2])
+    text = paths[2].read_text()
+    bp_row = next(line for line in text.splitlines() if "| bp |" in line)
+    assert "2 / 0 / 0" in bp_row and "| 2.00 | 2.10 | 1.48 |" in bp_row  # val, its test, paper
+    dtp_row = next(line for line in text.splitlines() if "| dtp_alt |" in line)
+    assert "1 / 1 / 1" in dtp_row and "| 3.00 | 3.50 | 1.83 |" in dtp_row
+    assert "dtp_alt: 1 x" in text and "diverged" in text
+
+
+def test_report_reads_trial_states_and_reasons_from_optuna_storage(sweep):
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask()
+    trial.set_user_attr(RUN_DIR, "/elsewhere/moved/bp_1")  # matched by name in the sweep dir
+    trial.set_user_attr(FAIL_REASON, "DivergedError: The run diverged")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    states = {run.path.name: (run.state, run.reason) for run in read_runs(sweep)}
+    assert states["bp_1"] == ("failed", "DivergedError: The run diverged")
+    assert states["bp_0"] == ("complete", "")
+
+
+def test_rule_label_marks_the_alternating_schedule():
+    cfg = OmegaConf.create({"algo": {"_target_": "a.DTP", "schedule": "alternating"}})
+    assert rule_label(cfg, OmegaConf.create({"algo": "dtp"})) == "dtp_alt"
+    cfg.algo.schedule = "parallel"
+    assert rule_label(cfg, OmegaConf.create({"algo": "dtp"})) == "dtp"
+    assert rule_label(OmegaConf.create({"algo": {"_target_": "a.FA"}}), {"algo": "fa"}) == "fa"
+
+
+def test_cli_report(sweep, tmp_path):
+    assert main(["report", str(sweep), "--no-wandb"]) == 0
+    assert (sweep / "report.md").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty)]) == 1
