@@ -26,6 +26,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from tests.conftest import CONF, ROOT
+from tpbench.cli import best_trial_overrides
+from tpbench.report import read_metrics
 from tpbench.sweeper import (
     FAIL_REASON,
     INTERRUPTED,
@@ -121,7 +123,16 @@ def test_sweep_killed_midway_restarts_and_ends_with_exactly_n_trials(tmp_path):
     assert rerun.params == stale.params  # the interrupted configuration ran again, in its dir
     for trial in finished:
         assert (Path(trial.user_attrs[RUN_DIR]) / "csv" / "metrics.csv").is_file()
-    assert (Path(stale.user_attrs[RUN_DIR]).parent / "optimization_results.yaml").is_file()
+    sweep_dir = Path(stale.user_attrs[RUN_DIR]).parent
+    assert (sweep_dir / "optimization_results.yaml").is_file()
+
+    # Bartunov's ImageNet protocol in small: only the best trial goes on, from its checkpoint
+    train_args, _ = best_trial_overrides(sweep_dir, ["trainer.max_epochs=3"])
+    run_in_process(["train.py", *train_args])
+    best = min((t for t in finished if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    run_dir = Path(best.user_attrs[RUN_DIR])
+    assert (run_dir / "csv" / "metrics.0.csv").is_file()  # the sweep's 2 epochs, kept
+    assert set(read_metrics(run_dir)["val/err"]) == {0, 1, 2}  # + the third, resumed
 
 
 @pytest.mark.slow  # ~50 s here: each submitit job is a new process importing torch + Lightning
