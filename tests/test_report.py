@@ -10,7 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from tpbench.cli import main
-from tpbench.report import read_runs, report, rule_label
+from tpbench.report import report
+from tpbench.runs import read_runs, rule_label
 from tpbench.sweeper import FAIL_REASON, RUN_DIR
 
 FIELDS = ["epoch", "step", "train/err", "val/err", "val/err_best", "test/err"]
@@ -54,9 +55,9 @@ def test_report_writes_figures_and_a_table_next_to_the_paper(sweep):
     assert all(p.stat().st_size > 1000 for p in paths[:2])
     text = paths[2].read_text()
     bp_row = next(line for line in text.splitlines() if "| bp |" in line)
-    assert "2 / 0 / 0" in bp_row and "| 2.00 | 2.10 | 1.48 |" in bp_row  # val, its test, paper
+    assert "2 / 0 / 0" in bp_row and "| 2.00 | 2.10 | 4.05 ± 2.76 (2) | 1.48 |" in bp_row
     dtp_row = next(line for line in text.splitlines() if "| dtp_alt |" in line)
-    assert "1 / 1 / 1" in dtp_row and "| 3.00 | 3.50 | 1.83 |" in dtp_row
+    assert "1 / 1 / 1" in dtp_row and "| 3.00 | 3.50 | – | 1.83 |" in dtp_row
     assert "dtp_alt: 1 x" in text and "diverged" in text
 
 
@@ -80,9 +81,9 @@ def test_rule_label_marks_the_alternating_schedule():
     assert rule_label(OmegaConf.create({"algo": {"_target_": "a.FA"}}), {"algo": "fa"}) == "fa"
 
 
-def test_cli_report(sweep, tmp_path):
-    assert main(["report", str(sweep), "--no-wandb"]) == 0
-    assert (sweep / "report.md").is_file()
+def test_cli_report_by_a_config_value(sweep, tmp_path):
+    assert main(["report", str(sweep), "--no-wandb", "--by", "seed"]) == 0
+    assert "| bp seed=None |" in (sweep / "report.md").read_text()
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["report", str(empty)]) == 1

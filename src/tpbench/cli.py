@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="figures and tables from runs or sweeps")
     report.add_argument("dir", type=Path, help="a sweep directory, or any directory of runs")
     report.add_argument("--no-wandb", action="store_true", help="never log the report to W&B")
+    report.add_argument("--by", help="split each rule by this config value, e.g. algo.aux_size")
     resume = commands.add_parser("continue", help="resume a sweep's best trial, e.g. longer")
     resume.add_argument("dir", type=Path, help="the sweep directory (optimization_results.yaml)")
     resume.add_argument("overrides", nargs="*", help="e.g. trainer.max_epochs=90")
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             return subprocess.call([sys.executable, "-c", TRAIN, *train_args], cwd=cwd)
         from tpbench.report import report as write_report  # matplotlib: only when used
 
-        for path in write_report(args.dir, wandb=not args.no_wandb):
+        for path in write_report(args.dir, wandb=not args.no_wandb, by=args.by):
             logging.info("wrote %s", path)
     except FileNotFoundError as error:
         logging.error("%s", error)

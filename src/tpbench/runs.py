@@ -1,0 +1,123 @@
+"""Runs and sweeps as they lie on disk, for `tpbench report`.
+
+A run is a directory with `.hydra/config.yaml` (and `.hydra/hydra.yaml`, whose config-group
+choices name the data, net and rule) and `csv/metrics*.csv` (a resumed run keeps its earlier rows
+in `metrics.<n>.csv`). Optuna storages under the root (`optuna.db`, `optuna.journal`) give each
+sweep trial's state and failure reason; without one, the run's `train.log` tells whether it
+finished ("Done in") or diverged.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+STATES = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "failed"}
+
+
+@dataclass
+class Run:
+    path: Path
+    cfg: DictConfig
+    data: str
+    net: str
+    rule: str  # the algo config name, `_alt` for the alternating schedule (see rule_label)
+    label: str  # what the report groups by: the rule, or "rule key=value" (report --by key)
+    curves: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> epoch -> value
+    state: str = "running"  # complete | failed | running
+    reason: str = ""
+
+    def last(self, metric: str) -> float | None:
+        values = self.curves.get(metric)
+        return values[max(values)] if values else None
+
+    @property
+    def val_err(self) -> float:
+        """Best validation error (fraction); inf when none was logged."""
+        return min(self.curves.get("val/err", {}).values(), default=math.inf)
+
+    @property
+    def best_acc(self) -> tuple[float, bool]:
+        """(accuracy %, is it the test accuracy) of the histogram: test, else best validation."""
+        test = self.last("test/err")
+        return (100 * (1 - test), True) if test is not None else (100 * (1 - self.val_err), False)
+
+
+def rule_label(cfg: DictConfig, choices: dict) -> str:
+    """The algo config name, `_alt` for the alternating schedule (dtp, dtp_alt, fa, ...)."""
+    algo = choices.get("algo") or str(cfg.algo._target_).rsplit(".", 1)[-1].lower()
+    schedule = OmegaConf.select(cfg, "algo.schedule", throw_on_resolution_failure=False)
+    if schedule is None:
+        return algo
+    return algo.removesuffix("_alt") + ("_alt" if schedule == "alternating" else "")
+
+
+def read_metrics(run_dir: Path) -> dict[str, dict[int, float]]:
+    """metric -> {epoch: last value logged in that epoch}, earlier attempts' files first."""
+    files = sorted(run_dir.glob("*/metrics*.csv"), key=lambda p: (p.name == "metrics.csv", p.name))
+    curves: dict[str, dict[int, float]] = defaultdict(dict)
+    for path in files:
+        with path.open(newline="") as file:
+            for row in csv.DictReader(file):
+                for key, value in row.items():
+                    if key not in ("epoch", "step") and value not in ("", None):
+                        curves[key][int(float(row["epoch"]))] = float(value)
+    return dict(curves)
+
+
+def read_trials(root: Path) -> dict[Path, tuple[str, str]]:
+    """run dir -> (optuna state, failure reason) from every Optuna storage under root."""
+    import optuna  # slow import, only needed here
+
+    from tpbench.sweeper import FAIL_REASON, INTERRUPTED, RUN_DIR, make_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trials = {}
+    for path in [*root.rglob("optuna.db"), *root.rglob("optuna.journal")]:
+        scheme = "sqlite" if path.suffix == ".db" else "journal"
+        storage = make_storage(f"{scheme}:///{path.resolve()}")
+        for name in optuna.get_all_study_names(storage):
+            for t in optuna.load_study(study_name=name, storage=storage).trials:
+                if RUN_DIR in t.user_attrs and INTERRUPTED not in t.user_attrs:
+                    # matched by name inside the sweep dir: the sweep may have been moved
+                    run_dir = (path.parent / Path(t.user_attrs[RUN_DIR]).name).resolve()
+                    trials[run_dir] = (t.state.name, t.user_attrs.get(FAIL_REASON, ""))
+    return trials
+
+
+def state_from_log(run_dir: Path) -> tuple[str, str]:
+    logs = list(run_dir.glob("*.log"))
+    text = logs[0].read_text(errors="replace") if logs else ""
+    diverged = [line for line in text.splitlines() if "diverged" in line.lower()]
+    if diverged:
+        return "failed", diverged[-1].split(" - ", 1)[-1].strip()
+    return ("complete" if "Done in" in text else "running"), ""
+
+
+def read_run(config: Path, trials: dict, by: str | None) -> Run:
+    run_dir = config.parent.parent
+    cfg = OmegaConf.load(config)
+    hydra_yaml = config.with_name("hydra.yaml")
+    choices = dict(OmegaConf.load(hydra_yaml).hydra.runtime.choices) if hydra_yaml.exists() else {}
+    rule = rule_label(cfg, choices)
+    value = OmegaConf.select(cfg, by, throw_on_resolution_failure=False) if by else None
+    label = f"{rule} {by}={value}" if by else rule
+    run = Run(run_dir, cfg, choices.get("data", "?"), choices.get("net", "?"), rule, label)
+    run.curves = read_metrics(run_dir)
+    state, run.reason = trials.get(run_dir.resolve(), (None, ""))
+    if state is None:
+        run.state, run.reason = state_from_log(run_dir)
+    else:
+        run.state = STATES.get(state, "running")
+    return run
+
+
+def read_runs(root: Path, by: str | None = None) -> list[Run]:
+    """Every run under root; `by` (a config key) splits each rule by that key's value."""
+    trials = read_trials(root)
+    return [read_run(config, trials, by) for config in sorted(root.rglob(".hydra/config.yaml"))]
