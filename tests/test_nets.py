@@ -44,7 +44,8 @@ def test_every_net_on_every_data_shape(name, shape):
     assert [h.shape[1:] for h in hs] == [layer.out_shape for layer in net]
     assert net[0].in_shape == shape
     add_all_feedback(net, 7)
-    for layer, h in zip(net, hs, strict=True):
+    for layer, h_in, h in zip(net, [x, *hs], hs, strict=False):
+        assert layer.linear(h_in).shape[1:] == layer.linear_shape
         assert layer.inverse(torch.randn_like(h)).shape[1:] == layer.in_shape
         assert layer.feedback["B"].weight.shape == layer.weight.shape
         assert layer.feedback["D"].weight.shape == (7, *layer.out_shape)
@@ -284,3 +285,11 @@ FAMILIES = {
 def test_bp_trains_each_architecture_family_on_fake_data(make_cfg, family):
     cfg = make_cfg([*FAMILIES[family], "algo=bp", "data.train_size=960", "test=false"])
     assert train(cfg) < 0.6  # validation error; chance is 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NETS)
+def test_bp_runs_every_net_config_at_full_size(make_cfg, name):
+    """`python train.py algo=bp net=<name> data=fake`, one short epoch."""
+    cfg = make_cfg([f"net={name}", "algo=bp", "trainer.max_epochs=1", "data.train_size=128"])
+    train(cfg)

@@ -59,12 +59,17 @@ class Layer(nn.Module):
         self.feedback = nn.ModuleDict()
 
     # --- the structured linear map; subclasses implement both --------------------------------
+    @property
+    def linear_shape(self) -> tuple[int, ...]:
+        """Shape of W·x and b: out_shape, or the shape before pooling for a pooling layer."""
+        return self.out_shape if self.pool is None else self.pool.in_shape
+
     def linear(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
-        """W·x with this layer's structure; x: (N, *in_shape) -> (N, *out_shape)."""
+        """W·x with this layer's structure; x: (N, *in_shape) -> (N, *linear_shape)."""
         raise NotImplementedError
 
     def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
-        """Wᵀ·y, the VJP of `linear` w.r.t. x; y: (N, *out_shape) -> (N, *in_shape)."""
+        """Wᵀ·y, the VJP of `linear` w.r.t. x; y: (N, *linear_shape) -> (N, *in_shape)."""
         raise NotImplementedError
 
     # --- forward pathway ----------------------------------------------------------------------
