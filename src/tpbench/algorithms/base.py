@@ -4,6 +4,11 @@ A rule subclasses `LearningRule` and writes `train_step(x, y)`: it computes its 
 optimizers and returns (logits, task loss) for logging. The base builds the forward optimizer and
 the optional feedback optimizer from `_partial_` configs, keeps accuracy/error metrics per phase,
 steps an optional LR scheduler by hand each epoch, and stops a run whose loss becomes NaN/inf.
+
+Every optimizer step goes through Lightning (`self.forward_optimizer.step()`), which is where
+`trainer=ddp` averages the optimizer's gradients over the ranks (tpbench.distributed). Nothing in
+`training_step` reads a value back to the host (see tpbench.fastpath). `standalone_optimizers()`
+lets a plain Python loop drive `train_step` without a Trainer (benchmarks, tests).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MinMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from tpbench.distributed import check_strategy, rank_reducer
 from tpbench.errors import DivergedError
+from tpbench.fastpath import DivergenceWatch, check_precision
 from tpbench.nets import Network
 
 log = logging.getLogger(__name__)
@@ -46,14 +53,20 @@ class LearningRule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.nan_check_every = nan_check_every
         num_classes = num_classes or net.out_shape[-1]
-        # keyed "<phase>_acc": ModuleDict keys may not shadow Module methods such as train()
+        # keyed "<phase>_acc": ModuleDict keys may not shadow Module methods such as train();
+        # validate_args=False: its label checks (torch.unique) would sync the host every step
         self.accuracy = nn.ModuleDict(
-            {f"{p}_acc": MulticlassAccuracy(num_classes, average="micro") for p in PHASES}
+            {
+                f"{p}_acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+                for p in PHASES
+            }
         )
         self.val_acc_best, self.val_err_best = MaxMetric(), MinMetric()
         for best in (self.val_acc_best, self.val_err_best):
             best.persistent(True)  # in checkpoints: a resumed run keeps its best-so-far
         self.diverged: str | None = None
+        self.divergence = DivergenceWatch()
+        self._standalone: list[torch.optim.Optimizer] | None = None
 
     # --- what a rule writes --------------------------------------------------------------------
     def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -95,10 +108,35 @@ class LearningRule(L.LightningModule):
         return optimizers[1] if len(optimizers) > 1 else None
 
     def _optimizers_list(self) -> list:
+        if self._trainer is None and self._standalone is not None:
+            return self._standalone
         optimizers = self.optimizers()
         return optimizers if isinstance(optimizers, list) else [optimizers]
 
+    def standalone_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Build the optimizers for driving `train_step` from a plain loop without a Trainer;
+        `forward_optimizer`, `feedback_optimizer` and `manual_backward` then work bare."""
+        configured = self.configure_optimizers()
+        self._standalone = configured[0] if isinstance(configured, tuple) else configured
+        return self._standalone
+
+    def manual_backward(self, loss: Tensor, *args, **kwargs) -> None:
+        if self._trainer is None and self._standalone is not None:
+            loss.backward(*args, **kwargs)  # no Trainer: plain autograd
+            return
+        super().manual_backward(loss, *args, **kwargs)
+
+    def check_trainer(self, trainer: L.Trainer) -> None:
+        """One ConfigError sentence when this rule cannot train with the trainer's strategy (only
+        tpbench's GradientSyncDDP averages gradients correctly) or 16-bit precision."""
+        check_strategy(trainer.strategy)
+        check_precision(self, trainer.precision)
+
+    def setup(self, stage: str) -> None:
+        self.check_trainer(self.trainer)
+
     def on_fit_start(self) -> None:
+        self.divergence = DivergenceWatch(rank_reducer(self.trainer.strategy))
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "to_device"):
             datamodule.to_device(self.device)
@@ -109,21 +147,26 @@ class LearningRule(L.LightningModule):
         x, y = batch
         logits, loss = self.train_step(x, y)
         self.accuracy["train_acc"].update(logits.detach(), y)
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True)
-        if self.nan_check_every and batch_idx % self.nan_check_every == 0:
-            self._check_finite(loss)
+        # not on the progress bar: showing a per-step value would sync the host every step
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True)
+        if self.nan_check_every:
+            self.divergence.add(loss)
+            if batch_idx % self.nan_check_every == 0:
+                self._stop_if_diverged(self.divergence.poll(self._where()))
 
-    def _check_finite(self, loss: Tensor) -> None:
-        """Stop the run (keeping its checkpoints) when the loss is NaN/inf; one host sync."""
-        if not torch.isfinite(loss).item():
-            self.diverged = (
-                f"training loss became {loss.item()} at epoch {self.current_epoch}, "
-                f"step {self.global_step}"
-            )
+    def _where(self) -> str:
+        return f"at epoch {self.current_epoch}, by step {self.global_step}"
+
+    def _stop_if_diverged(self, verdict: str | None) -> None:
+        """Stop the run (keeping its checkpoints) once the loss was NaN/inf."""
+        if verdict and not self.diverged:
+            self.diverged = verdict
             log.error("Run diverged: %s; stopping.", self.diverged)
             self.trainer.should_stop = True
 
     def on_train_epoch_end(self) -> None:
+        if self.nan_check_every:
+            self._stop_if_diverged(self.divergence.check(self._where()))
         acc = self.accuracy["train_acc"].compute()
         self.log_dict({"train/acc": acc, "train/err": 1 - acc})
         self.accuracy["train_acc"].reset()

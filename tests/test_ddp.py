@@ -1,0 +1,119 @@
+"""DDP (trainer=ddp_cpu: 2 CPU processes, gloo) trains every rule exactly like one process.
+
+A few SGD steps with 2 ranks x batch B must leave the same weights on both ranks, equal (within
+float tolerance) to one process training on the concatenated batch 2B: each rank's loss is a mean
+over its B samples, so averaging the gradients over the ranks gives the gradient of the mean over
+2B, and SGD's step is linear in it. Noise-free settings (σ = 0) make the two runs comparable.
+
+This file is also the worker the test launches: `python tests/test_ddp.py OUT_DIR RULE...` fits
+each rule with trainer=ddp_cpu (Lightning re-runs the same command for rank 1) and saves each
+rank's weights to OUT_DIR/<rule>_rank<r>.pt.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH, STEPS, VAL = 8, 3, 16  # per-rank batch, SGD steps, validation samples (unused)
+FAST_RULES = ["bp", "dtp"]
+SLOW_RULES = ["fa", "dfa", "ldrl", "fwdtp"]
+TIMEOUT_S = 300
+EQUALITY_TEST = "test_ddp_equals_one_process_on_concatenated_batch"
+
+
+def run_config(algo: str, trainer: str, batch_size: int, out: Path):
+    """A tiny, noise-free, SGD config of `algo` (4-layer FC on 8x8 fake data)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"algo={algo}", f"trainer={trainer}", "data=fake", "data.shape=[1,8,8]",
+                "data.num_classes=4", f"data.batch_size={batch_size}",
+                f"data.train_size={VAL + 2 * BATCH * STEPS}", f"data.val_size={VAL}",
+                "net=fc", "net.hidden=[16,16,16]", "logger=none", "callbacks=none",
+                f"+trainer.limit_train_batches={STEPS}", "trainer.max_epochs=1",
+                "+trainer.limit_val_batches=0", "+trainer.num_sanity_val_steps=0",
+                "+trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false",
+                "threads=1",
+            ],
+        )  # fmt: skip
+    sgd = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.05}
+    with open_dict(cfg):
+        cfg.paths = {"root_dir": str(ROOT), "output_dir": str(out), "log_dir": str(out),
+                     "data_dir": str(out)}  # fmt: skip
+        cfg.algo.optimizer = OmegaConf.create(sgd)
+        if cfg.algo.get("feedback_optimizer") is not None:
+            cfg.algo.feedback_optimizer = OmegaConf.create(sgd)
+        if "noise" in cfg.algo:
+            cfg.algo.noise = 0.0  # σ = 0: no per-rank noise
+    return cfg
+
+
+def fit_weights(algo: str, trainer: str, batch_size: int, out: Path, fit: bool = True):
+    """The net's weights and buffers after STEPS batches (or before any with fit=False), and the
+    trainer's global rank."""
+    from tpbench.distributed import set_threads
+    from tpbench.train import build
+
+    cfg = run_config(algo, trainer, batch_size, out)
+    set_threads(cfg.threads)
+    datamodule, rule, trainer_ = build(cfg)
+    if fit:
+        trainer_.fit(rule, datamodule=datamodule)
+        assert trainer_.fit_loop.epoch_loop.batch_progress.total.completed == STEPS
+    weights = {k: v.detach().clone() for k, v in rule.net.state_dict().items()}
+    return weights, trainer_.global_rank
+
+
+def worker(out: Path, rules: list[str]) -> None:
+    """Each rank: fit every rule with DDP, save its weights."""
+    for algo in rules:
+        weights, rank = fit_weights(algo, "ddp_cpu", BATCH, out)
+        torch.save(weights, out / f"{algo}_rank{rank}.pt")
+
+
+@pytest.fixture(scope="module")
+def ddp_weights(request, tmp_path_factory) -> Path:
+    """One 2-process DDP job for every rule the selected tests ask for."""
+    rules = sorted(
+        {
+            item.callspec.params["algo"]
+            for item in request.session.items
+            if getattr(item, "originalname", "") == EQUALITY_TEST
+        }
+    )
+    out = tmp_path_factory.mktemp("ddp")
+    cmd = [sys.executable, str(Path(__file__).resolve()), str(out), *rules]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize(
+    "algo", FAST_RULES + [pytest.param(r, marks=pytest.mark.slow) for r in SLOW_RULES]
+)
+def test_ddp_equals_one_process_on_concatenated_batch(algo, ddp_weights, tmp_path):
+    rank0 = torch.load(ddp_weights / f"{algo}_rank0.pt")
+    rank1 = torch.load(ddp_weights / f"{algo}_rank1.pt")
+    single, _ = fit_weights(algo, "cpu", 2 * BATCH, tmp_path)
+    initial, _ = fit_weights(algo, "cpu", 2 * BATCH, tmp_path, fit=False)
+    assert rank0.keys() == rank1.keys() == single.keys()
+    for name, w in single.items():
+        assert torch.equal(rank0[name], rank1[name]), f"{algo}: {name} differs between ranks"
+        torch.testing.assert_close(rank0[name], w, rtol=1e-5, atol=1e-6, msg=f"{algo}: {name}")
+    moved = max(float((single[k] - initial[k]).abs().max()) for k in single)
+    assert moved > 1e-4, f"{algo}: {STEPS} SGD steps did not change the weights"
+
+
+if __name__ == "__main__":
+    worker(Path(sys.argv[1]), sys.argv[2:])
