@@ -10,7 +10,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
@@ -18,7 +17,9 @@ from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
+from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
+from tpbench.fastpath import compile_layers
 
 log = logging.getLogger("tpbench")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -51,6 +52,9 @@ def build(cfg: DictConfig):
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    rule.check_trainer(trainer)  # DDP strategy and 16-bit precision, before any data is read
+    if cfg.get("compile"):
+        compile_layers(net)
     n_fwd = sum(p.numel() for p in net.forward_parameters())
     n_fb = sum(p.numel() for p in net.feedback_parameters())
     log.info(
@@ -89,7 +93,7 @@ def train(cfg: DictConfig) -> float:
     """Fit with a validation pass per epoch, test the best checkpoint, return the metric."""
     start = time.perf_counter()
     if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))  # parallel trials on one machine share its cores
+        set_threads(int(cfg.threads))  # parallel trials (and DDP processes) share the cores
     datamodule, rule, trainer = build(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, cfg.paths.output_dir)
     for logger in trainer.loggers:
