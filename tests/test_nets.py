@@ -291,5 +291,5 @@ def test_bp_trains_each_architecture_family_on_fake_data(make_cfg, family):
 @pytest.mark.parametrize("name", NETS)
 def test_bp_runs_every_net_config_at_full_size(make_cfg, name):
     """`python train.py algo=bp net=<name> data=fake`, one short epoch."""
-    cfg = make_cfg([f"net={name}", "algo=bp", "trainer.max_epochs=1", "data.train_size=128"])
+    cfg = make_cfg([f"net={name}", "algo=bp", "trainer.max_epochs=1", "data.train_size=320"])
     train(cfg)
