@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from tests.conftest import CONF, ROOT
 from tpbench.cli import best_trial_overrides
-from tpbench.report import read_metrics
+from tpbench.runs import read_metrics
 from tpbench.sweeper import (
     FAIL_REASON,
     INTERRUPTED,
@@ -206,7 +206,11 @@ def test_requeue_marks_stale_trials_and_counts_only_finished_ones():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(0.25, None), (math.nan, "is nan"), (RuntimeError("boom\ntrace"), "RuntimeError: boom")],
+    [
+        (0.25, None),
+        (math.nan, "is nan"),
+        (RuntimeError("boom\n  cause"), "RuntimeError: boom cause"),
+    ],
 )
 def test_failure_reason(value, expected):
     failed = isinstance(value, Exception)

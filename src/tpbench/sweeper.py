@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import warnings
 import zlib
 from pathlib import Path
 
@@ -135,7 +136,8 @@ def failure_reason(ret: JobReturn, metric: str) -> tuple[float, str | None]:
     try:
         value = float(ret.return_value)  # re-raises the job's exception when it failed
     except Exception as error:  # any error of a trial is that trial's failure
-        return math.nan, f"{type(error).__name__}: {error}".splitlines()[0]
+        lines = [line.strip() for line in f"{type(error).__name__}: {error}".splitlines()]
+        return math.nan, " ".join(line for line in lines if line)[:500]
     if not math.isfinite(value):
         return math.nan, f"the objective {metric} is {value} (not logged, or NaN)"
     return value, None
@@ -182,9 +184,11 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
     def _search_space(self, arguments: list[str]) -> tuple[dict, dict]:
         """Distributions and fixed values from hydra.sweeper.params + the command line."""
         self._process_searchspace_config()
-        distributions, fixed = create_params_from_overrides(
-            self._parse_sweeper_params_config() + list(arguments)
-        )
+        with warnings.catch_warnings():  # the plugin builds optuna 2's deprecated distributions
+            warnings.simplefilter("ignore", FutureWarning)
+            distributions, fixed = create_params_from_overrides(
+                self._parse_sweeper_params_config() + list(arguments)
+            )
         distributions = {**(self.search_space_distributions or {}), **distributions}
         distributions = {k: modern(d) for k, d in distributions.items()}
         for name in fixed:
