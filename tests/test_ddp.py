@@ -44,7 +44,6 @@ def run_config(algo: str, trainer: str, batch_size: int, out: Path):
                 f"+trainer.limit_train_batches={STEPS}", "trainer.max_epochs=1",
                 "+trainer.limit_val_batches=0", "+trainer.num_sanity_val_steps=0",
                 "+trainer.enable_checkpointing=false", "trainer.enable_progress_bar=false",
-                "threads=1",
             ],
         )  # fmt: skip
     sgd = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.05}
@@ -62,11 +61,9 @@ def run_config(algo: str, trainer: str, batch_size: int, out: Path):
 def fit_weights(algo: str, trainer: str, batch_size: int, out: Path, fit: bool = True):
     """The net's weights and buffers after STEPS batches (or before any with fit=False), and the
     trainer's global rank."""
-    from tpbench.distributed import set_threads
     from tpbench.train import build
 
     cfg = run_config(algo, trainer, batch_size, out)
-    set_threads(cfg.threads)
     datamodule, rule, trainer_ = build(cfg)
     if fit:
         trainer_.fit(rule, datamodule=datamodule)
@@ -77,6 +74,9 @@ def fit_weights(algo: str, trainer: str, batch_size: int, out: Path, fit: bool =
 
 def worker(out: Path, rules: list[str]) -> None:
     """Each rank: fit every rule with DDP, save its weights."""
+    from tpbench.distributed import set_threads
+
+    set_threads(1)  # as train.py does with threads=1: both ranks share this machine's cores
     for algo in rules:
         weights, rank = fit_weights(algo, "ddp_cpu", BATCH, out)
         torch.save(weights, out / f"{algo}_rank{rank}.pt")

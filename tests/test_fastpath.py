@@ -1,0 +1,142 @@
+"""The GPU path: no host reads inside a training step, the divergence watch, 16-bit precision and
+strategy checks, plain-loop driving of a rule (what `make bench` times), torch.compile."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from omegaconf import open_dict
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from tests.test_ddp import fit_weights, run_config
+from tpbench.errors import ConfigError
+from tpbench.fastpath import DivergenceWatch
+from tpbench.train import build
+
+RULES = ["bp", "fa", "dfa", "dtp", "aosdtp", "ldrl", "fwdtp"]
+SLOW_RULES = ["sdtp", "drl"]  # share their step with dtp and ldrl
+# ops whose result the host must wait for: a scalar read, or an output whose size depends on data
+HOST_READS = {"_local_scalar_dense", "nonzero", "unique", "_unique2", "unique_dim",
+              "unique_consecutive", "masked_select", "bincount", "repeat_interleave"}  # fmt: skip
+
+
+def _in_one_hot() -> bool:
+    """F.one_hot checks its class range with a host read on CPU only; on CUDA it relies on a
+    device assert (aten/src/ATen/native/Onehot.cpp), so a GPU step does not wait for it."""
+    return any("one_hot(" in (frame.line or "") for frame in traceback.extract_stack())
+
+
+class HostReadLog(TorchDispatchMode):
+    """Records every op that makes the host wait for a device value (on a GPU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        bool_index = name == "index" and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1]
+        )
+        if (name in HOST_READS or bool_index) and not _in_one_hot():
+            self.seen.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+class WatchSteps(L.Callback):
+    """Runs every training step (training_step, optimizer steps, logging) under HostReadLog."""
+
+    def __init__(self):
+        self.reads = HostReadLog()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.reads.__enter__()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.reads.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize(
+    "algo", RULES + [pytest.param(r, marks=pytest.mark.slow) for r in SLOW_RULES]
+)
+def test_training_step_never_waits_for_the_device(algo, tmp_path):
+    """SGD (Adam's step counters are host tensors on a GPU, but device tensors in a CPU test)."""
+    cfg = run_config(algo, "cpu", 16, tmp_path)
+    if algo == "drl":
+        cfg.algo.noise = 0.1  # DRL divides by σ²
+    datamodule, rule, trainer = build(cfg)
+    watch = WatchSteps()
+    trainer.callbacks.append(watch)
+    trainer.fit(rule, datamodule=datamodule)
+    assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == 3
+    assert watch.reads.seen == [], f"{algo} reads device values on the host: {watch.reads.seen}"
+
+
+def test_divergence_watch_reads_each_copy_one_poll_later():
+    watch = DivergenceWatch()
+    watch.add(torch.tensor(1.0))
+    assert watch.poll("at step 0") is None  # nothing copied yet
+    watch.add(torch.tensor(float("nan")))
+    assert watch.poll("at step 1") is None  # the copy from step 0 was finite
+    assert watch.poll("at step 2") == "training loss became nan at step 1"
+    watch.add(torch.tensor(float("inf")))
+    assert watch.check("at the end") == "training loss became nan at the end"  # sticky
+    watch.add(torch.tensor(2.0))
+    assert watch.check("next epoch") is None  # each epoch-end check starts a fresh sum
+
+
+def test_16bit_precision_is_refused_for_target_propagation(tmp_path):
+    cfg = run_config("dtp", "cpu", 16, tmp_path)
+    with open_dict(cfg):
+        cfg.trainer.precision = "bf16-mixed"
+    with pytest.raises(ConfigError, match="precision=bf16-mixed is not supported by DTP"):
+        build(cfg)
+
+
+def test_bf16_backprop_trains_on_cpu(tmp_path):
+    cfg = run_config("bp", "cpu", 16, tmp_path)
+    with open_dict(cfg):
+        cfg.trainer.precision = "bf16-mixed"
+    datamodule, rule, trainer = build(cfg)
+    before = rule.net[0].weight.detach().clone()
+    trainer.fit(rule, datamodule=datamodule)
+    assert torch.isfinite(rule.net[0].weight).all() and not torch.equal(before, rule.net[0].weight)
+
+
+def test_reducer_ddp_strategy_is_refused(tmp_path):
+    cfg = run_config("dtp", "cpu", 16, tmp_path)
+    with open_dict(cfg):
+        cfg.trainer.strategy = "ddp"
+    with pytest.raises(ConfigError, match="use trainer=ddp"):
+        build(cfg)
+
+
+@pytest.mark.parametrize("algo", ["bp", "dtp"])
+def test_plain_loop_trains_exactly_like_the_trainer(algo, tmp_path):
+    """What `make bench` compares: `train_step` driven by a bare loop with the rule's own
+    optimizers updates the weights exactly as the Lightning fit loop does."""
+    trained, _ = fit_weights(algo, "cpu", 16, tmp_path)
+    datamodule, rule, _ = build(run_config(algo, "cpu", 16, tmp_path))
+    datamodule.setup("fit")
+    rule.standalone_optimizers()
+    batches = iter(datamodule.train_dataloader())
+    for _ in range(3):
+        rule.train_step(*next(batches))
+    for name, w in rule.net.state_dict().items():
+        torch.testing.assert_close(w, trained[name], rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_compiled_layers_train_like_eager_ones(tmp_path: Path):
+    eager, _ = fit_weights("dtp", "cpu", 16, tmp_path / "eager")
+    cfg = run_config("dtp", "cpu", 16, tmp_path / "compiled")
+    cfg.compile = True
+    datamodule, rule, trainer = build(cfg)
+    assert all(layer._compiled_call_impl is not None for layer in rule.net)
+    trainer.fit(rule, datamodule=datamodule)
+    for name, w in rule.net.state_dict().items():
+        torch.testing.assert_close(w, eager[name], rtol=1e-4, atol=1e-5, msg=name)
