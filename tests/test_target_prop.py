@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from tpbench.algorithms import tp_rules
 from tpbench.errors import ConfigError
-from tpbench.nets.architectures import fc
+from tpbench.nets.architectures import conv, fc, lc
 
 
 @pytest.fixture(autouse=True)
@@ -31,19 +31,25 @@ def one_thread():
 ADAM = functools.partial(torch.optim.Adam, lr=1e-3)
 
 
-def make_rule(cls=tp_rules.DTP, hidden=(5, 4, 4), seed=0, **options):
+NETS = {  # tiny nets of every family, on 1x8x8 inputs: LC, conv, conv with max-pool blocks
+    "lc": lambda: lc((1, 8, 8), 3, blocks=[[3, 4, 2], [3, 4, 1]], hidden=[6]),
+    "conv": lambda: conv((1, 8, 8), 3, blocks=[[3, 4, 1], [3, 5, 2]], hidden=[6]),
+    "pooled_conv": lambda: conv((1, 8, 8), 3, blocks=[[3, 4, 1], [3, 5, 1]], hidden=[6], pool=2),
+}
+
+
+def make_rule(cls=tp_rules.DTP, hidden=(5, 4, 4), seed=0, net=None, **options):
     torch.manual_seed(seed)
-    net = fc((6,), 3, hidden=hidden)
+    net = fc((6,), 3, hidden=hidden) if net is None else NETS[net]()
     feedback = None if cls is tp_rules.FWDTP else ADAM
     rule = cls(net, ADAM, feedback, **options).double()
     return rule
 
 
-def batch(n=8, seed=1):
+def batch(n=8, seed=1, shape=(6,)):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 6, generator=g, dtype=torch.float64), torch.randint(
-        0, 3, (n,), generator=g
-    )
+    x = torch.randn(n, *shape, generator=g, dtype=torch.float64)
+    return x, torch.randint(0, 3, (n,), generator=g)
 
 
 def forward_grads(rule, x, y):
@@ -100,6 +106,33 @@ def test_exact_linearised_inverse_gives_bp_updates(cls, step):
     x, y = batch()
     for ours, theirs in zip(forward_grads(rule, x, y), bp_grads(rule, x, y), strict=True):
         assert cosine(ours, theirs) > 0.99
+
+
+@pytest.mark.parametrize("net", NETS)
+@pytest.mark.parametrize("cls", [tp_rules.DTP, tp_rules.LDRL])
+def test_exact_linearised_inverse_gives_bp_updates_on_spatial_nets(net, cls):
+    rule = make_rule(cls, net=net, top_step=0.01, hybrid=1.0)
+    x, y = batch(4, shape=(1, 8, 8))
+    for ours, theirs in zip(forward_grads(rule, x, y), bp_grads(rule, x, y), strict=True):
+        assert cosine(ours, theirs) > 0.99
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_targets_and_inverse_losses_on_spatial_nets(net):
+    """Targets have the activations' shapes; each inverse loss reaches only its own G."""
+    rule = make_rule(tp_rules.LDRL, net=net)
+    x, y = batch(4, shape=(1, 8, 8))
+    hs = rule.net.forward_all(x, detach=True)
+    targets = rule.compute_targets(x, y, hs)
+    assert [t.shape for t in targets] == [h.shape for h in hs]
+    ins, outs = feedback_inputs(rule, x)
+    for j, i in enumerate(rule.inverse_ids):
+        rule.net.zero_grad()
+        rule.feedback_loss(j, ins[i], outs[i], rule.draw_noise(j, ins, outs)).backward()
+        touched = [
+            any(p.grad is not None for p in layer.feedback_parameters()) for layer in rule.net
+        ]
+        assert touched == [k == i for k in range(len(rule.net))]
 
 
 def test_dtp_hidden_updates_are_alpha_times_bp():
@@ -242,3 +275,6 @@ def test_bad_options_are_one_sentence(cls, options, match):
 def test_rule_on_a_net_it_cannot_train_fails_at_start():
     with pytest.raises(ConfigError, match="at least 3 layers"):
         make_rule(tp_rules.DTP, hidden=(5,))
+    net = conv((1, 8, 8), 3, blocks=[[3, 4, 1], [3, 5, 1]], hidden=[6], pool=2, unpool="max")
+    with pytest.raises(ConfigError, match="'ldrl' cannot train this net: layer 1 un-pools"):
+        tp_rules.LDRL(net, ADAM, ADAM)

@@ -141,3 +141,26 @@ def test_config_mistakes_surface_as_one_sentence_config_errors(make_cfg):
         build(make_cfg(["algo=dtp", "algo.noise=[0.1,0.2]"]))
     with pytest.raises(ConfigError, match="'dtp' with top_target=gradient needs a net of at least"):
         build(make_cfg(["algo=dtp", "net.hidden=[32]"]))
+
+
+@pytest.mark.parametrize(
+    "algo,net,max_err",
+    [
+        ("dtp", ["net=bartunov_mnist_lc", "net.blocks=[[3,8,2],[3,8,2]]", "net.hidden=[32]"], 0.5),
+        (
+            "fwdtp",
+            ["net=bartunov_mnist_conv", "net.blocks=[[3,8,2],[3,8,2]]", "net.hidden=[32]"],
+            0.8,
+        ),
+        # pooled conv blocks with ELU: even BP needs more than 3 epochs here; it must run
+        (
+            "ldrl",
+            ["net=ernoult_vgg", "net.blocks=[[3,8],[3,8]]", "algo.feedback_iterations=1"],
+            1.0,
+        ),
+    ],
+)
+def test_rules_train_spatial_nets(make_cfg, algo, net, max_err):
+    """Locally-connected, conv and pooled-conv (VGG-style) nets train end to end."""
+    val_err = train(make_cfg([f"algo={algo}", *net, *SMALL, *FAST_LR, "trainer.max_epochs=4"]))
+    assert val_err < max_err  # chance is 0.9
