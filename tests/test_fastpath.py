@@ -1,8 +1,9 @@
-"""The GPU path: no host reads inside a training step, the divergence watch, 16-bit precision and
+"""The GPU path: no host reads inside a training step, the loss watch, 16-bit precision and
 strategy checks, plain-loop driving of a rule (what `make bench` times), torch.compile."""
 
 from __future__ import annotations
 
+import csv
 import traceback
 from pathlib import Path
 
@@ -14,8 +15,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.test_ddp import fit_weights, run_config
 from tpbench.errors import ConfigError
-from tpbench.fastpath import DivergenceWatch
-from tpbench.train import build
+from tpbench.fastpath import LossWatch
+from tpbench.train import build, train
 
 RULES = ["bp", "fa", "dfa", "dtp", "aosdtp", "ldrl", "fwdtp"]
 SLOW_RULES = ["sdtp", "drl"]  # share their step with dtp and ldrl
@@ -76,17 +77,27 @@ def test_training_step_never_waits_for_the_device(algo, tmp_path):
     assert watch.reads.seen == [], f"{algo} reads device values on the host: {watch.reads.seen}"
 
 
-def test_divergence_watch_reads_each_copy_one_poll_later():
-    watch = DivergenceWatch()
+def test_loss_watch_sums_on_the_device_and_reads_each_copy_one_poll_later():
+    watch = LossWatch()
     watch.add(torch.tensor(1.0))
     assert watch.poll("at step 0") is None  # nothing copied yet
     watch.add(torch.tensor(float("nan")))
     assert watch.poll("at step 1") is None  # the copy from step 0 was finite
     assert watch.poll("at step 2") == "training loss became nan at step 1"
     watch.add(torch.tensor(float("inf")))
-    assert watch.check("at the end") == "training loss became nan at the end"  # sticky
-    watch.add(torch.tensor(2.0))
-    assert watch.check("next epoch") is None  # each epoch-end check starts a fresh sum
+    assert watch.epoch_end("at the end")[1] == "training loss became nan at the end"  # sticky
+    for loss in (2.0, 3.0):
+        watch.add(torch.tensor(loss))
+    assert watch.epoch_end("next epoch") == (2.5, None)  # each epoch: a fresh sum and its mean
+
+
+def test_epoch_loss_is_logged_once_per_epoch(make_cfg, tmp_path):
+    """train/loss_epoch is the mean of the epoch's step losses, without a self.log per step."""
+    train(make_cfg(["trainer.max_epochs=2", "trainer.log_every_n_steps=5", "test=false"]))
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    epoch = [float(r["train/loss_epoch"]) for r in rows if r["train/loss_epoch"]]
+    steps = [float(r["train/loss_step"]) for r in rows if r["train/loss_step"]]
+    assert len(epoch) == 2 and epoch[1] < epoch[0] and len(steps) == 16 * 2 // 5
 
 
 def test_16bit_precision_is_refused_for_target_propagation(tmp_path):

@@ -1,10 +1,13 @@
 """What keeps training fast on an accelerator: no host synchronisation inside a training step, an
 optional `torch.compile` of the layers, and the check of which rules may train in 16-bit precision.
 
-- `DivergenceWatch` notices a NaN/inf training loss without reading the loss on the host each
-  step: the losses are summed on the device (NaN and inf survive a sum), a copy of the sum is
-  started every N steps and read N steps later, when it has long arrived; the epoch's end reads
-  it at once. Under DDP the sum is first added over the ranks, so every rank stops at the same step.
+- `LossWatch` sums the training losses on the device (one op per step). Their epoch mean is
+  logged once per epoch, and a NaN/inf loss is noticed without reading it on the host each step:
+  NaN and inf survive a sum, a copy of the sum is started every N steps and read N steps later,
+  when it has long arrived; the epoch's end reads it at once. Under DDP the sum is first added
+  over the ranks: the logged mean is the global batch's, and every rank stops at the same step.
+  (Lightning's `self.log` costs ~0.3 ms of Python per call, a few % of a small net's step, so the
+  per-step loss is only logged on the steps Lightning writes to the loggers.)
 - `compile_layers` compiles every layer's forward (used by every rule's forward pass and by
   evaluation); rule-specific feedback computations (B_l routes, inverses G_l) stay eager.
 - `check_precision`: bf16/fp16 are safe for BP, FA (and sign-symmetry) and DFA, whose updates are
@@ -27,34 +30,39 @@ from tpbench.errors import ConfigError
 LOW_PRECISION = ("16", "bf16", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
 
 
-class DivergenceWatch:
-    """Running sum of the training losses on the device, checked without stalling the host."""
+class LossWatch:
+    """The epoch's training losses summed on the device, read without stalling the host."""
 
-    def __init__(self, reduce: Callable[[Tensor], None] | None = None):
+    def __init__(self, reduce: Callable[[Tensor], None] | None = None, world_size: int = 1):
         self.reduce = reduce  # in-place sum over DDP ranks, or None
-        self.total: Tensor | None = None  # Σ losses since the last epoch-end check, 0-d
+        self.world_size = world_size
+        self.total: Tensor | None = None  # Σ losses of this epoch's steps on this rank, 0-d
+        self.count = 0  # steps summed
         self.pending: tuple[Tensor, torch.cuda.Event | None, str] | None = None
 
     def add(self, loss: Tensor) -> None:
-        """total += loss, one device op, no sync."""
+        """total += loss: one device op, no sync."""
         if self.total is None:
             self.total = torch.zeros((), dtype=torch.float32, device=loss.device)
         self.total.add_(loss.detach().float())
+        self.count += 1
 
     def poll(self, where: str) -> str | None:
-        """Read the copy started at the previous poll (arrived by now), start a new one."""
-        verdict = self._read(self.pending) if self.pending else None
+        """Read the copy started at the previous poll (arrived by now), start a new one; the
+        verdict is a sentence when the loss was NaN/inf."""
+        verdict = self._verdict(*self._read(self.pending)) if self.pending else None
         self.pending = self._copy(where) if self.total is not None else None
         return verdict
 
-    def check(self, where: str) -> str | None:
-        """Read the sum now (one sync, at the epoch's end) and start the next epoch's sum."""
+    def epoch_end(self, where: str) -> tuple[float | None, str | None]:
+        """(mean loss of the epoch's steps over all ranks, verdict): one sync, then a new sum."""
         self.pending = None
         if self.total is None:
-            return None
-        verdict = self._read(self._copy(where))
-        self.total = None
-        return verdict
+            return None, None
+        value, where = self._read(self._copy(where))
+        mean = value / (self.count * self.world_size)
+        self.total, self.count = None, 0
+        return mean, self._verdict(mean, where)
 
     def _copy(self, where: str) -> tuple[Tensor, torch.cuda.Event | None, str]:
         total = self.total.clone()
@@ -69,11 +77,14 @@ class DivergenceWatch:
         return host, event, where
 
     @staticmethod
-    def _read(pending: tuple[Tensor, torch.cuda.Event | None, str]) -> str | None:
+    def _read(pending: tuple[Tensor, torch.cuda.Event | None, str]) -> tuple[float, str]:
         host, event, where = pending
         if event is not None:
             event.synchronize()  # long done: it was recorded N steps ago
-        value = float(host)
+        return float(host), where
+
+    @staticmethod
+    def _verdict(value: float, where: str) -> str | None:
         return None if math.isfinite(value) else f"training loss became {value} {where}"
 
 

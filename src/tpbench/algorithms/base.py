@@ -25,7 +25,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from tpbench.distributed import check_strategy, rank_reducer
 from tpbench.errors import DivergedError
-from tpbench.fastpath import DivergenceWatch, check_precision
+from tpbench.fastpath import LossWatch, check_precision
 from tpbench.nets import Network
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class LearningRule(L.LightningModule):
         for best in (self.val_acc_best, self.val_err_best):
             best.persistent(True)  # in checkpoints: a resumed run keeps its best-so-far
         self.diverged: str | None = None
-        self.divergence = DivergenceWatch()
+        self.loss_watch = LossWatch()
         self._standalone: list[torch.optim.Optimizer] | None = None
 
     # --- what a rule writes --------------------------------------------------------------------
@@ -136,7 +136,7 @@ class LearningRule(L.LightningModule):
         self.check_trainer(self.trainer)
 
     def on_fit_start(self) -> None:
-        self.divergence = DivergenceWatch(rank_reducer(self.trainer.strategy))
+        self.loss_watch = LossWatch(rank_reducer(self.trainer.strategy), self.trainer.world_size)
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "to_device"):
             datamodule.to_device(self.device)
@@ -147,12 +147,11 @@ class LearningRule(L.LightningModule):
         x, y = batch
         logits, loss = self.train_step(x, y)
         self.accuracy["train_acc"].update(logits.detach(), y)
-        # not on the progress bar: showing a per-step value would sync the host every step
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=True)
-        if self.nan_check_every:
-            self.divergence.add(loss)
-            if batch_idx % self.nan_check_every == 0:
-                self._stop_if_diverged(self.divergence.poll(self._where()))
+        self.loss_watch.add(loss)  # the epoch's mean is logged at its end (no per-step self.log)
+        if self.trainer._logger_connector.should_update_logs:  # a step the loggers write
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
+        if self.nan_check_every and batch_idx % self.nan_check_every == 0:
+            self._stop_if_diverged(self.loss_watch.poll(self._where()))
 
     def _where(self) -> str:
         return f"at epoch {self.current_epoch}, by step {self.global_step}"
@@ -165,10 +164,12 @@ class LearningRule(L.LightningModule):
             self.trainer.should_stop = True
 
     def on_train_epoch_end(self) -> None:
+        loss, verdict = self.loss_watch.epoch_end(self._where())
         if self.nan_check_every:
-            self._stop_if_diverged(self.divergence.check(self._where()))
+            self._stop_if_diverged(verdict)
         acc = self.accuracy["train_acc"].compute()
-        self.log_dict({"train/acc": acc, "train/err": 1 - acc})
+        epoch_loss = {} if loss is None else {"train/loss_epoch": loss}
+        self.log_dict({**epoch_loss, "train/acc": acc, "train/err": 1 - acc})
         self.accuracy["train_acc"].reset()
         for scheduler in [self.lr_schedulers()] if self.scheduler_factory else []:
             scheduler.step()
