@@ -144,7 +144,8 @@ def failure_reason(ret: JobReturn, metric: str) -> tuple[float, str | None]:
 
 
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
-    """hydra-optuna-sweeper's sweeper with persistent, resumable, failure-tolerant trials."""
+    """hydra-optuna-sweeper's sweeper with persistent, resumable, failure-tolerant trials
+    (single objective: the run's `optimized_metric`)."""
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         # the sweep dir may use ${hydra:...} (paths.root_dir); Hydra sets this only for jobs
@@ -168,6 +169,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             requeued,
             self.storage,
         )
+        self._check_failure_budget(study)
         while (to_go := self.n_trials - count(study)[0]) > 0:
             trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
             overrides = self._configure_trials(trials, distributions, fixed)
