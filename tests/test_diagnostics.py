@@ -10,6 +10,7 @@ import torch
 
 from tpbench.algorithms.backprop import Backprop
 from tpbench.diagnostics import JacobianConditions, Reconstruction, UpdateAlignment
+from tpbench.diagnostics.jacobian import product_submatrix
 from tpbench.nets import Dense, Network
 from tpbench.train import build
 
@@ -150,6 +151,22 @@ def test_exact_inverse_reconstructs_and_meets_jacobian_conditions(max_units):
     assert jacobian["diag/jacobian_pos_eig/L1"] == 1.0  # J_F·J_G = I
     assert jacobian["diag/jacobian_trace/L1"] == pytest.approx(8.0, abs=1e-4)  # n / |S| · |S|
     assert set(jacobian) == {"diag/jacobian_pos_eig/L1", "diag/jacobian_trace/L1"}
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.3])
+def test_jacobian_product_matches_explicit_jacobians(lam):
+    torch.manual_seed(1)
+    layer = Dense((5,), 4, "tanh")
+    layer.build_inverse()
+    h_prev = torch.randn(5)
+    j_f = torch.autograd.functional.jacobian(lambda v: layer(v[None])[0], h_prev)  # (4, 5)
+    j_g = torch.autograd.functional.jacobian(
+        lambda u: layer.inverse(u[None])[0], layer(h_prev[None])[0]
+    )
+    expected = j_f @ (lam * j_f.t() + (1 - lam) * j_g)  # (4, 4)
+    units = torch.tensor([3, 0, 2])
+    m = product_submatrix(layer, layer.inverse, lam, h_prev, units)
+    torch.testing.assert_close(m, expected[units][:, units])
 
 
 def test_bad_schedule_is_one_sentence():

@@ -102,9 +102,9 @@ class DiagnosticCallback(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if not self.due(trainer) or self.fixed_batch is None:
             return
-        x, y = self.fixed_batch
+        x, y = (t.to(pl_module.device) for t in self.fixed_batch)  # from a checkpoint: on CPU
         with measuring(pl_module), torch.no_grad():
-            self.record(trainer, self.measure(pl_module, x.to(pl_module.device), y))
+            self.record(trainer, self.measure(pl_module, x, y))
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if not (self.plot and trainer.is_global_zero and self.history):

@@ -49,5 +49,11 @@ def feedback_pair(rule: L.LightningModule, i: int) -> tuple[Map, Map] | None:
     return (layer, layer.inverse) if "inverse" in layer.feedback else None
 
 
+def feedback_pairs(rule: L.LightningModule) -> dict[int, tuple[Map, Map]]:
+    """{i: (F_l, G_l)} for every layer with a G (empty for BP, FA, DFA)."""
+    pairs = {i: feedback_pair(rule, i) for i in range(len(rule.net))}
+    return {i: pair for i, pair in pairs.items() if pair is not None}
+
+
 def hybrid_lambda(rule: L.LightningModule) -> float:
     return float(getattr(getattr(rule, "opts", None), "hybrid", 0.0))

@@ -11,9 +11,9 @@ J_G = λ·J_Fᵀ + (1 − λ)·J_g. Averaged over the samples:
     diag/jacobian_pos_eig/L<l>  fraction of the eigenvalues of M with positive real part
     diag/jacobian_trace/L<l>    tr(M)   (G = F⁻¹ gives M = I, trace n_l)
 
-Rows of M come from vector-Jacobian products: e_sᵀM = vjp_G(vjp_F(e_s)), one per unit s,
-vectorised with torch.func.vmap, so every layer type (dense, locally-connected, conv, pooling)
-works.
+Rows of M come from vector-Jacobian products, e_sᵀM = (e_sᵀJ_F)·J_G, computed with plain
+autograd on a batch of copies of the sample, so every layer type (dense, locally-connected, conv,
+pooling) works.
 Layers wider than `max_units` (conv maps) are measured on a fixed random subset S of
 `max_units` of their units: the eigenvalues are those of the principal submatrix M[S, S] and the
 trace is estimated as (n_l / |S|)·tr(M[S, S]); a message at the first measurement says which.
@@ -27,38 +27,36 @@ import math
 import lightning as L
 import torch
 from torch import Tensor
-from torch.func import jvp, vjp, vmap
 
 from tpbench.diagnostics.base import DiagnosticCallback, layer_key
-from tpbench.diagnostics.feedback import Map, feedback_pair, hybrid_lambda
+from tpbench.diagnostics.feedback import Map, feedback_pairs, hybrid_lambda
 
 log = logging.getLogger(__name__)
 
 
-def product_rows(forward: Map, inverse: Map, lam: float, h_prev: Tensor, units: Tensor) -> Tensor:
-    """M[S, :] for one sample h_prev (*in_shape) -> (|S|, n_l), M = J_F·J_G with
-    J_G = λ·J_Fᵀ + (1 − λ)·J_g (hybrid targets: g_bp(h) = J_Fᵀ·h is linear)."""
-    h_in = h_prev.unsqueeze(0)  # (1, *in_shape)
-    with torch.no_grad():
-        out = forward(h_in)  # (1, *out): a plain pass, so stateful un-pooling sees this sample
+def product_submatrix(
+    forward: Map, inverse: Map, lam: float, h_prev: Tensor, units: Tensor
+) -> Tensor:
+    """M[S, S] for one sample h_prev (*in_shape), M = J_F·J_G with J_G = λ·J_Fᵀ + (1 − λ)·J_g.
 
-    def flat_f(v: Tensor) -> Tensor:  # (n_{l-1},) -> (n_l,)
-        return forward(v.view_as(h_in)).flatten()
-
-    def flat_g(u: Tensor) -> Tensor:  # (n_l,) -> (n_{l-1},)
-        return inverse(u.view_as(out)).flatten()
-
-    h, vjp_f = vjp(flat_f, h_in.flatten())
-    basis = torch.zeros(len(units), h.numel(), device=h.device, dtype=h.dtype)  # (|S|, n_l)
-    basis[torch.arange(len(units)), units] = 1.0
-    rows = torch.zeros_like(basis)
-    if lam < 1:  # e_sᵀ J_F J_g = vjp_g(vjp_F(e_s))
-        forward(h_in)  # vjp_f's pass left traced switches: reset them for G
-        _, vjp_g = vjp(flat_g, out.flatten())
-        rows += (1 - lam) * vmap(lambda e: vjp_g(vjp_f(e)[0])[0])(basis)
-    if lam > 0:  # e_sᵀ J_F J_Fᵀ = (J_F (J_Fᵀ e_s))ᵀ = jvp_F(vjp_F(e_s))
-        rows += lam * vmap(lambda e: jvp(flat_f, (h_in.flatten(),), vjp_f(e))[1])(basis)
-    return rows
+    |S| copies of the sample go through F as one batch; one backward with the unit vectors e_s as
+    output gradients gives the rows e_sᵀJ_F, a backward through G with those gives e_sᵀJ_F·J_g.
+    Plain autograd, so any layer (custom autograd functions, stateful un-pooling) works."""
+    k = len(units)
+    with torch.enable_grad():
+        x = h_prev.expand(k, *h_prev.shape).clone().requires_grad_()  # (|S|, *in_shape)
+        out = forward(x)  # (|S|, *out_shape), every row the same
+        basis = torch.zeros_like(out).flatten(1)  # (|S|, n_l)
+        basis[torch.arange(k), units] = 1.0
+        (rows_f,) = torch.autograd.grad(out, x, basis.view_as(out))  # e_sᵀ J_F: (|S|, *in)
+        m = torch.zeros(k, k, device=out.device, dtype=out.dtype)
+        if lam < 1:
+            u = out.detach().requires_grad_()
+            (rows,) = torch.autograd.grad(inverse(u), u, rows_f)  # e_sᵀ J_F J_g: (|S|, *out)
+            m += (1 - lam) * rows.flatten(1)[:, units]
+        if lam > 0:  # (J_F J_Fᵀ)[S, S] = J_F[S, :]·J_F[S, :]ᵀ
+            m += lam * rows_f.flatten(1) @ rows_f.flatten(1).t()
+    return m
 
 
 class JacobianConditions(DiagnosticCallback):
@@ -94,18 +92,18 @@ class JacobianConditions(DiagnosticCallback):
         return self._units[index].to(device)
 
     def measure(self, rule: L.LightningModule, x: Tensor, y: Tensor) -> dict[str, float]:
+        pairs = feedback_pairs(rule)
+        if not pairs:
+            return {}  # no layer has a G (BP, FA, DFA)
         inputs = [x, *rule.net.forward_all(x)[:-1]]  # h_0 .. h_{L-1}
-        metrics = {}
-        lam = hybrid_lambda(rule)
-        for i, h_prev in enumerate(inputs):
-            pair = feedback_pair(rule, i)
-            if pair is None:
-                continue
+        metrics, lam = {}, hybrid_lambda(rule)
+        for i, pair in pairs.items():
+            h_prev = inputs[i]
             n = math.prod(pair[0](h_prev[:1]).shape[1:])  # n_l, in the space G_l inverts
             units = self.units(i, n, x.device)
             positive, trace = 0.0, 0.0
             for sample in h_prev:
-                m = product_rows(*pair, lam, sample, units)[:, units]  # M[S, S]
+                m = product_submatrix(*pair, lam, sample, units)  # M[S, S]
                 positive += (torch.linalg.eigvals(m).real > 0).double().mean().item()
                 trace += m.diagonal().sum().item() * n / len(units)
             metrics[layer_key("jacobian_pos_eig", i)] = positive / len(h_prev)

@@ -15,7 +15,7 @@ import lightning as L
 from torch import Tensor
 
 from tpbench.diagnostics.base import DiagnosticCallback, layer_key
-from tpbench.diagnostics.feedback import feedback_pair
+from tpbench.diagnostics.feedback import feedback_pairs
 from tpbench.diagnostics.geometry import relative_distance
 
 
@@ -28,12 +28,11 @@ class Reconstruction(DiagnosticCallback):
         super().__init__(every_n_steps, num_samples, plot)
 
     def measure(self, rule: L.LightningModule, x: Tensor, y: Tensor) -> dict[str, float]:
+        pairs = feedback_pairs(rule)
+        if not pairs:
+            return {}  # no layer has a G (BP, FA, DFA)
         inputs = [x, *rule.net.forward_all(x)[:-1]]  # h_0 .. h_{L-1}: (n, *in_shape_l)
-        metrics = {}
-        for i, h in enumerate(inputs):
-            pair = feedback_pair(rule, i)
-            if pair is None:
-                continue
-            forward, inverse = pair
-            metrics[layer_key("reconstruction", i)] = relative_distance(inverse(forward(h)), h)
-        return metrics
+        return {
+            layer_key("reconstruction", i): relative_distance(g(f(inputs[i])), inputs[i])
+            for i, (f, g) in pairs.items()
+        }

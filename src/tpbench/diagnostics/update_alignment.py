@@ -10,7 +10,8 @@ layer (θ_l = W_l and b_l, flattened together):
     diag/update_norm_ratio/L<l>  ‖u_l‖ / ‖g_l‖            (BP: 1; DTP with g_bp: the top step α)
 
 A layer the rule did not update on that batch (its `.grad` is None, zero, or the very tensor left
-from an earlier batch, e.g. in an inverse-only epoch of the alternating schedule) is skipped.
+from an earlier batch, e.g. in an inverse-only epoch of the alternating schedule), or whose BP
+gradient is zero, is skipped.
 Under DDP the measurement runs on rank 0 with that rank's batch, while `.grad` may be averaged
 over ranks, so there the angle is not exactly 0 for BP.
 """
@@ -85,7 +86,7 @@ class UpdateAlignment(DiagnosticCallback):
         metrics = {}
         with torch.no_grad():
             for i, (update, grad) in enumerate(zip(self._updates(pl_module), self._bp)):
-                if update is None or grad is None or not update.any():
+                if update is None or grad is None or not (update.any() and grad.any()):
                     continue
                 metrics[layer_key("update_angle", i)] = angle_degrees(update, grad)
                 metrics[layer_key("update_norm_ratio", i)] = norm_ratio(update, grad)
