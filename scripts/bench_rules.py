@@ -10,6 +10,7 @@ feedback memory (all D_l) of the nets and of Bartunov's ImageNet LC net, from th
     python scripts/bench_rules.py                                  # every rule x every net
     python scripts/bench_rules.py --rules bp fa dfa --nets mnist_fc --steps 30 --rounds 3
     python scripts/bench_rules.py --device cuda
+    python scripts/bench_rules.py --threads 1 --cpu-time      # a shared, loaded CPU machine
 
 To add a rule: one line in RULES (name -> overrides of conf/train.yaml). To add a net: one line
 in NETS (name -> overrides, with the data shape the net is meant for).
@@ -18,6 +19,7 @@ in NETS (name -> overrides, with the data shape the net is meant for).
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import statistics
 import time
@@ -86,19 +88,22 @@ def time_steps(rule_overrides: list[str], net_overrides: list[str], args) -> flo
     datamodule, rule, trainer = build(compose_run(rule_overrides + net_overrides, args))
     times: list[float] = []
     step = rule.train_step
+    clock = time.process_time if args.cpu_time else time.perf_counter
 
     def timed(x, y):
         if x.is_cuda:
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start = clock()
         out = step(x, y)
         if x.is_cuda:
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
         return out
 
     rule.train_step = timed  # this script's stopwatch around the rule's own step
     trainer.fit(rule, datamodule=datamodule)
+    del rule.train_step, rule, trainer, datamodule  # free the net before the next one
+    gc.collect()
     return statistics.median(times[args.warmup :])
 
 
@@ -128,6 +133,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--cpu-time", action="store_true",
+        help="time with this process's CPU time instead of wall time (CPU runs on a shared, "
+        "loaded machine; use with --threads 1)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,7 +145,11 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     rules = ["bp", *[r for r in args.rules if r != "bp"]]
 
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {args.batch_size}")
+    clock = "process CPU time" if args.cpu_time else "wall time"
+    print(
+        f"device {args.device}, torch threads {torch.get_num_threads()}, "
+        f"batch {args.batch_size}, {clock}"
+    )
     print(f"{'net':10s} " + " ".join(f"{r:>8s}" for r in rules) + "   (ms/step; ratio to bp)")
     for net in args.nets:
         best = dict.fromkeys(rules, float("inf"))
