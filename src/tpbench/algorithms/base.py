@@ -18,11 +18,10 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MinMetric
-from torchmetrics.classification import MulticlassAccuracy
 
+from tpbench.algorithms.tasks import make_task
 from tpbench.distributed import check_strategy, rank_reducer
 from tpbench.errors import DivergedError
 from tpbench.fastpath import LossWatch, check_precision
@@ -45,6 +44,7 @@ class LearningRule(L.LightningModule):
         scheduler: Callable | None = None,
         num_classes: int | None = None,
         nan_check_every: int = 50,
+        task: str = "classification",
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -53,14 +53,10 @@ class LearningRule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.nan_check_every = nan_check_every
         num_classes = num_classes or net.out_shape[-1]
+        self.task = make_task(task)  # classification | reconstruction (tpbench.algorithms.tasks)
         # keyed "<phase>_acc": ModuleDict keys may not shadow Module methods such as train();
-        # validate_args=False: its label checks (torch.unique) would sync the host every step
-        self.accuracy = nn.ModuleDict(
-            {
-                f"{p}_acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False)
-                for p in PHASES
-            }
-        )
+        # accuracy for classification, the mean reconstruction error for reconstruction
+        self.accuracy = nn.ModuleDict({f"{p}_acc": self.task.metric(num_classes) for p in PHASES})
         self.val_acc_best, self.val_err_best = MaxMetric(), MinMetric()
         for best in (self.val_acc_best, self.val_err_best):
             best.persistent(True)  # in checkpoints: a resumed run keeps its best-so-far
@@ -70,7 +66,8 @@ class LearningRule(L.LightningModule):
 
     # --- what a rule writes --------------------------------------------------------------------
     def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Update the weights on one batch; return (logits, task loss)."""
+        """Update the weights on one batch; return (logits, task loss). y is the task's target:
+        the label (classification) or the flat input (reconstruction)."""
         raise NotImplementedError
 
     def feedback_parameters(self) -> list[nn.Parameter]:
@@ -84,8 +81,8 @@ class LearningRule(L.LightningModule):
 
     # --- shared machinery ----------------------------------------------------------------------
     def task_loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        """ℓ = cross-entropy of softmax(logits) and the label, averaged over the batch."""
-        return F.cross_entropy(logits, y)
+        """ℓ averaged over the batch: cross-entropy with the label, or ½‖h_L − x‖² (see tasks)."""
+        return self.task.loss(logits, y)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -145,8 +142,9 @@ class LearningRule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch
+        y = self.task.target(x, y)
         logits, loss = self.train_step(x, y)
-        self.accuracy["train_acc"].update(logits.detach(), y)
+        self.task.update(self.accuracy["train_acc"], logits.detach(), y)
         self.loss_watch.add(loss)  # the epoch's mean is logged at its end (no per-step self.log)
         if self.trainer._logger_connector.should_update_logs:  # a step the loggers write
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
@@ -167,17 +165,17 @@ class LearningRule(L.LightningModule):
         loss, verdict = self.loss_watch.epoch_end(self._where())
         if self.nan_check_every:
             self._stop_if_diverged(verdict)
-        acc = self.accuracy["train_acc"].compute()
+        scores = self._scores("train")
         epoch_loss = {} if loss is None else {"train/loss_epoch": loss}
-        self.log_dict({**epoch_loss, "train/acc": acc, "train/err": 1 - acc})
-        self.accuracy["train_acc"].reset()
+        self.log_dict({**epoch_loss, **scores})
         for scheduler in [self.lr_schedulers()] if self.scheduler_factory else []:
             scheduler.step()
 
     def _eval_step(self, phase: str, batch: tuple[Tensor, Tensor]) -> None:
         x, y = batch
+        y = self.task.target(x, y)
         logits = self(x)
-        self.accuracy[f"{phase}_acc"].update(logits, y)
+        self.task.update(self.accuracy[f"{phase}_acc"], logits, y)
         self.log(f"{phase}/loss", self.task_loss(logits, y), on_epoch=True, sync_dist=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -186,27 +184,26 @@ class LearningRule(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self._eval_step("test", batch)
 
+    def _scores(self, phase: str) -> dict[str, Tensor]:
+        """{phase/acc, phase/err} (classification) or {phase/err} (reconstruction error) of the
+        epoch, then the metric is reset."""
+        value = self.accuracy[f"{phase}_acc"].compute()
+        self.accuracy[f"{phase}_acc"].reset()
+        return {f"{phase}/{k}": v for k, v in self.task.scores(value).items()}
+
     def on_validation_epoch_end(self) -> None:
-        acc = self.accuracy["val_acc"].compute()
-        self.accuracy["val_acc"].reset()
+        scores = self._scores("val")
         if self.trainer.sanity_checking:
             return
-        self.val_acc_best(acc)
-        self.val_err_best(1 - acc)
-        self.log_dict(
-            {
-                "val/acc": acc,
-                "val/err": 1 - acc,
-                "val/acc_best": self.val_acc_best.compute(),
-                "val/err_best": self.val_err_best.compute(),
-            },
-            prog_bar=True,
-        )
+        self.val_err_best(scores["val/err"])
+        best = {"val/err_best": self.val_err_best.compute()}
+        if "val/acc" in scores:
+            self.val_acc_best(scores["val/acc"])
+            best["val/acc_best"] = self.val_acc_best.compute()
+        self.log_dict({**scores, **best}, prog_bar=True)
 
     def on_test_epoch_end(self) -> None:
-        acc = self.accuracy["test_acc"].compute()
-        self.accuracy["test_acc"].reset()
-        self.log_dict({"test/acc": acc, "test/err": 1 - acc})
+        self.log_dict(self._scores("test"))
 
     def raise_if_diverged(self) -> None:
         if self.diverged:

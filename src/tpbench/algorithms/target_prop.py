@@ -34,9 +34,14 @@ from tpbench.algorithms.targets import (
     hybrid_difference,
     linearized_difference,
     local_loss,
-    output_error,
 )
-from tpbench.algorithms.tp_options import TPOptions, check_feedback, check_net, per_layer
+from tpbench.algorithms.tp_options import (
+    TPOptions,
+    check_feedback,
+    check_net,
+    check_task,
+    per_layer,
+)
 from tpbench.algorithms.tp_output import AuxiliaryOutput, output_representation, output_target
 
 
@@ -55,14 +60,16 @@ class TargetPropagation(LearningRule):
         scheduler=None,
         num_classes=None,
         nan_check_every: int = 50,
+        task: str = "classification",
         **options,
     ):
         super().__init__(
-            net, optimizer, feedback_optimizer, scheduler, num_classes, nan_check_every
+            net, optimizer, feedback_optimizer, scheduler, num_classes, nan_check_every, task
         )
         self.opts = TPOptions.from_kwargs(self.rule_name, self.defaults, options)
         self.num_classes = net.out_shape[-1]
         check_net(self.rule_name, net, self.opts)
+        check_task(self.rule_name, self.task.name, self.opts)
         # 0-based indices i of the layers whose inverse G_i is learned (paper layers 2..L or L-1)
         top = len(net) - (1 if self.opts.top_target == "gradient" else 0)
         self.inverse_ids = list(range(1, top))
@@ -117,7 +124,7 @@ class TargetPropagation(LearningRule):
         return layer.inverse(y)
 
     def output_repr(self, logits: Tensor, h_in: Tensor) -> Tensor:
-        return output_representation(self.opts.top_target, logits, h_in, self.net[-1])
+        return output_representation(self.opts.top_target, self.task, logits, h_in, self.net[-1])
 
     def forward_map(self, i: int):
         """F_i as target propagation sees it (the last layer maps into its output space)."""
@@ -133,12 +140,12 @@ class TargetPropagation(LearningRule):
         ins, n_layers, opts = [x, *hs[:-1]], len(hs), self.opts
         targets: list[Tensor | None] = [None] * n_layers
         if opts.top_target == "gradient":
-            # ∂ℓ_n/∂h_{L-1} = J_{F_L}ᵀ (softmax(h_L) − onehot)
-            grad = linearized_difference(self.net[-1], ins[-1], output_error(hs[-1], y))
+            # ∂ℓ_n/∂h_{L-1} = J_{F_L}ᵀ e, e = softmax(h_L) − onehot(y) or h_L − x
+            grad = linearized_difference(self.net[-1], ins[-1], self.task.error(hs[-1], y))
             targets[-2] = gradient_target(ins[-1], grad, opts.top_step)
         else:
             y_out = self.output_repr(hs[-1], ins[-1])
-            targets[-1] = output_target(opts.top_target, hs[-1], y_out, y, opts.top_step)
+            targets[-1] = output_target(opts.top_target, self.task, hs[-1], y_out, y, opts.top_step)
             targets[-2] = self.propagate_target(n_layers - 1, ins[-1], y_out, targets[-1])
         for i in range(n_layers - 2, 0, -1):
             targets[i - 1] = self.propagate_target(i, ins[i], hs[i], targets[i])

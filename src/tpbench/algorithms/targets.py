@@ -1,9 +1,10 @@
 """Targets of the target-propagation family and the layer-local forward loss, as pure functions.
 
 Notation (Bartunov et al. 2018): h_l = F_l(h_{l-1}), G_l ≈ F_l⁻¹ the feedback map of layer l,
-t_l the target of h_l, ℓ the task loss (cross-entropy of softmax(h_L) and the label y).
-Per-sample quantities: `output_error` is ∂ℓ_n/∂h_L of one sample's loss, so a target step of size α
-is the same for every batch size. Shapes: (N, *layer shape) throughout.
+t_l the target of h_l, ℓ the task loss (tpbench.algorithms.tasks: cross-entropy with the label,
+or the reconstruction error). Per-sample quantities: the output error e = ∂ℓ_n/∂h_L (`Task.error`)
+is of one sample's loss, so a target step of size α is the same for every batch size.
+Shapes: (N, *layer shape) throughout.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -20,19 +20,10 @@ def local_loss(h: Tensor, t: Tensor) -> Tensor:
     return 0.5 * (h - t).pow(2).sum() / h.shape[0]
 
 
-def output_error(logits: Tensor, y: Tensor) -> Tensor:
-    """e = ∂ℓ_n/∂h_L = softmax(h_L) − onehot(y) for the cross-entropy of one sample; (N, C)."""
-    return torch.softmax(logits, dim=1) - F.one_hot(y, logits.shape[1]).to(logits.dtype)
-
-
-def label_target(y: Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """t_L = argmin_{h_L} ℓ(h_L) = onehot(y), the correct label distribution (SDTP); (N, C)."""
-    return F.one_hot(y, num_classes).to(dtype)
-
-
-def output_step_target(logits: Tensor, y: Tensor, beta: float) -> Tensor:
-    """t_L = h_L − β (softmax(h_L) − onehot(y))  (Ernoult et al. 2022, Meulemans et al. 2020)."""
-    return logits - beta * output_error(logits, y)
+def output_step_target(logits: Tensor, error: Tensor, beta: float) -> Tensor:
+    """t_L = h_L − β e, e = ∂ℓ_n/∂h_L, for cross-entropy softmax(h_L) − onehot(y)
+    (Ernoult et al. 2022, Meulemans et al. 2020)."""
+    return logits - beta * error
 
 
 def gradient_target(h: Tensor, grad: Tensor, alpha: float) -> Tensor:

@@ -153,3 +153,12 @@ def check_feedback(
             f"algo '{rule}' has fixed feedback, so schedule={opts.schedule} and "
             f"warmup_epochs={opts.warmup_epochs} mean nothing; use parallel and 0."
         )
+
+
+def check_task(rule: str, task: str, opts: TPOptions) -> None:
+    """AO-SDTP's auxiliary outputs enrich low-entropy label targets; a reconstruction has none."""
+    if task != "classification" and opts.top_target == "aux_label":
+        raise ConfigError(
+            f"algo '{rule}': top_target=aux_label adds auxiliary outputs to label targets and "
+            f"cannot train task={task}; use top_target=label (SDTP), gradient or output_step."
+        )

@@ -2,7 +2,7 @@
 
 The net's last layer computes logits. Depending on `top_target`, the space G_L inverts is
 - gradient, output_step: the logits h_L;
-- label (SDTP): the softmax distribution o = softmax(h_L);
+- label (SDTP): the prediction o = softmax(h_L) (reconstruction: h_L), t_L = argmin ℓ;
 - aux_label (AO-SDTP, Bartunov Alg. 2): [o, z], z = σ_z(R·h_{L-1}) with R fixed random, so that
   G_L([o, z]) = σ_g(Vᵀ·o + V_zᵀ·z + c) sees richer information than the label alone.
 """
@@ -14,7 +14,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from tpbench.algorithms.targets import label_target, output_step_target
+from tpbench.algorithms.targets import output_step_target
+from tpbench.algorithms.tasks import Task
 from tpbench.nets import Layer
 from tpbench.nets.activations import make_activation
 from tpbench.nets.feedback import glorot_bound
@@ -46,21 +47,24 @@ class AuxiliaryOutput(nn.Module):
         return g.activation(a if g.bias is None else a + g.bias)
 
 
-def output_representation(kind: str, logits: Tensor, h_in: Tensor, layer: Layer) -> Tensor:
+def output_representation(
+    kind: str, task: Task, logits: Tensor, h_in: Tensor, layer: Layer
+) -> Tensor:
     """The last layer's output in the space G_L inverts (see the module docstring)."""
     if kind == "label":
-        return torch.softmax(logits, dim=1)
+        return task.prediction(logits)
     if kind == "aux_label":
-        return torch.cat([torch.softmax(logits, dim=1), layer.feedback["aux"](h_in)], dim=1)
+        return torch.cat([task.prediction(logits), layer.feedback["aux"](h_in)], dim=1)
     return logits
 
 
-def output_target(kind: str, logits: Tensor, y_out: Tensor, y: Tensor, step: float) -> Tensor:
-    """t_L in the output space: onehot (label), [onehot, z] (aux_label: z keeps its value) or
-    h_L − β(softmax(h_L) − onehot) (output_step)."""
-    num_classes = logits.shape[1]
+def output_target(
+    kind: str, task: Task, logits: Tensor, y_out: Tensor, y: Tensor, step: float
+) -> Tensor:
+    """t_L in the output space: argmin ℓ = onehot(y) or x (label), [onehot, z] (aux_label: z keeps
+    its value) or h_L − β ∂ℓ_n/∂h_L (output_step); y is the task's target."""
     if kind == "label":
-        return label_target(y, num_classes, logits.dtype)
+        return task.argmin(logits, y)
     if kind == "aux_label":
-        return torch.cat([label_target(y, num_classes, logits.dtype), y_out[:, num_classes:]], 1)
-    return output_step_target(logits, y, step)
+        return torch.cat([task.argmin(logits, y), y_out[:, logits.shape[1] :]], 1)
+    return output_step_target(logits, task.error(logits, y), step)

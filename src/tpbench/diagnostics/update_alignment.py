@@ -36,7 +36,7 @@ def bp_gradients(rule: L.LightningModule, x: Tensor, y: Tensor) -> list[Tensor |
     groups = layer_parameters(rule)
     flat = [p for group in groups for p in group]
     with torch.enable_grad():
-        loss = rule.task_loss(rule(x), y)
+        loss = rule.task_loss(rule(x), rule.task.target(x, y))  # y: label, or x (reconstruction)
         grads = torch.autograd.grad(loss, flat, allow_unused=True)
     it = iter(torch.zeros_like(p) if g is None else g for p, g in zip(flat, grads))
     return [torch.cat([next(it).flatten() for _ in group]) if group else None for group in groups]

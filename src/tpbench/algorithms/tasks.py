@@ -1,0 +1,97 @@
+"""What the net's output is trained to match: the task-specific pieces every rule calls.
+
+- classification: the target is the label y, ℓ = cross-entropy of softmax(h_L) and y, scored by
+  accuracy (err = 1 − acc);
+- reconstruction (Bartunov §5.5 autoencoder): the target is the flat input x, ℓ = ½‖h_L − x‖²
+  summed over pixels and averaged over the batch, scored by that error itself (err = ℓ).
+
+Rules receive the task's target (`Task.target(x, y)`) in place of the label, so a rule that only
+uses `loss` and `error` (BP, FA, DFA, DTP) trains any task. Shapes: out (N, C) or (N, D).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import MeanMetric, Metric
+from torchmetrics.classification import MulticlassAccuracy
+
+from tpbench.errors import ConfigError
+
+
+class Classification:
+    name = "classification"
+
+    def target(self, x: Tensor, y: Tensor) -> Tensor:
+        return y
+
+    def loss(self, out: Tensor, target: Tensor) -> Tensor:
+        """ℓ = (1/N) Σ_n −log softmax(h_L,n)[y_n]."""
+        return F.cross_entropy(out, target)
+
+    def error(self, out: Tensor, target: Tensor) -> Tensor:
+        """e = ∂ℓ_n/∂h_L = softmax(h_L) − onehot(y) for one sample's loss; (N, C)."""
+        return torch.softmax(out, dim=1) - self.argmin(out, target)
+
+    def argmin(self, out: Tensor, target: Tensor) -> Tensor:
+        """t_L = argmin ℓ over the output distribution = onehot(y), the correct labels; (N, C)."""
+        return F.one_hot(target, out.shape[1]).to(out.dtype)
+
+    def prediction(self, out: Tensor) -> Tensor:
+        """The output space SDTP's G_L inverts: the distribution o = softmax(h_L)."""
+        return torch.softmax(out, dim=1)
+
+    def metric(self, num_classes: int) -> Metric:
+        # validate_args=False: its label checks (torch.unique) would sync the host every step
+        return MulticlassAccuracy(num_classes, average="micro", validate_args=False)
+
+    def update(self, metric: Metric, out: Tensor, target: Tensor) -> None:
+        metric.update(out, target)
+
+    def scores(self, value: Tensor) -> dict[str, Tensor]:
+        return {"acc": value, "err": 1 - value}
+
+
+class Reconstruction:
+    name = "reconstruction"
+
+    def target(self, x: Tensor, y: Tensor) -> Tensor:
+        """The flat input, (N, D)."""
+        return x.flatten(1)
+
+    def loss(self, out: Tensor, target: Tensor) -> Tensor:
+        """ℓ = (1/N) Σ_n ½ ‖h_L,n − x_n‖²."""
+        return 0.5 * (out - target).pow(2).sum() / out.shape[0]
+
+    def error(self, out: Tensor, target: Tensor) -> Tensor:
+        """e = ∂ℓ_n/∂h_L = h_L − x; (N, D)."""
+        return out - target
+
+    def argmin(self, out: Tensor, target: Tensor) -> Tensor:
+        """t_L = argmin ℓ = x itself; (N, D)."""
+        return target.to(out.dtype)
+
+    def prediction(self, out: Tensor) -> Tensor:
+        """The reconstruction h_L itself is the output space."""
+        return out
+
+    def metric(self, num_classes: int) -> Metric:
+        return MeanMetric()
+
+    def update(self, metric: Metric, out: Tensor, target: Tensor) -> None:
+        """Per-sample ½‖h_L,n − x_n‖², averaged over every sample of the epoch."""
+        metric.update(0.5 * (out - target).pow(2).flatten(1).sum(1))
+
+    def scores(self, value: Tensor) -> dict[str, Tensor]:
+        return {"err": value}
+
+
+Task = Classification | Reconstruction
+TASKS: dict[str, type[Task]] = {t.name: t for t in (Classification, Reconstruction)}
+
+
+def make_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ConfigError(f"algo.task={name!r} is not a task; valid: {', '.join(TASKS)}.")
+    return TASKS[name]()
