@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -36,13 +38,21 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    parser.add_argument("--rounds", type=int, default=2, help="each loop keeps its fastest round")
     return parser.parse_args()
 
 
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores"
+
+
 def machine(args: argparse.Namespace) -> str:
-    device = torch.cuda.get_device_name() if args.device == "gpu" else platform.processor()
+    device = torch.cuda.get_device_name() if args.device == "gpu" else cpu_name()
     return (
-        f"{args.device} ({device or platform.machine()}), torch {torch.__version__}, "
+        f"{args.device} ({device}), torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch threads, {args.clock} clock"
     )
 
@@ -58,10 +68,10 @@ def main() -> None:
     for net in args.nets:
         steps = args.steps or NETS[net].steps
         start = time.perf_counter()
-        settings = (args.batch, steps, args.warmup, args.device, args.clock)
+        settings = (args.batch, steps, args.warmup, args.device, args.clock, args.rounds)
         results = {rule: run_safely(measure, rule, net, *settings) for rule in rules}
         print("\n".join(table(NETS[net].title, args.batch, results)))
-        print(f"({steps} timed steps after {args.warmup} warm-up; "
+        print(f"({steps} timed steps after {args.warmup} warm-up, best of {args.rounds} rounds; "
               f"{time.perf_counter() - start:.0f} s)\n", flush=True)  # fmt: skip
 
 
