@@ -12,8 +12,10 @@ feedback memory (all D_l) of the nets and of Bartunov's ImageNet LC net, from th
     python scripts/bench_rules.py --device cuda
     python scripts/bench_rules.py --threads 1 --cpu-time      # a shared, loaded CPU machine
 
-To add a rule: one line in RULES (name -> overrides of conf/train.yaml). To add a net: one line
-in NETS (name -> overrides, with the data shape the net is meant for).
+`make bench` (scripts/bench.py) is the main suite: per net, each rule's plain-loop step and ratio
+to BP, the Lightning overhead, samples/s and peak memory. This script keeps a second view (each
+rule's step timed inside the Trainer, the rules interleaved round by round) and the DFA memory
+table. Rules, nets and the run config are shared with it (tpbench.benchmark: RULES, NETS).
 """
 
 from __future__ import annotations
@@ -28,34 +30,15 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import open_dict
 
 from tpbench.algorithms.direct_feedback_alignment import direct_feedback_bytes
+from tpbench.benchmark import NETS as BENCH_NETS
+from tpbench.benchmark import RULES, compose_run
 from tpbench.train import build
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RULES: dict[str, list[str]] = {  # name -> config overrides; BP is the reference
-    "bp": ["algo=bp"],
-    "fa": ["algo=fa"],
-    "usf": ["algo=usf"],
-    "frsf": ["algo=frsf"],
-    "brsf": ["algo=brsf"],
-    "dfa": ["algo=dfa"],
-    # target propagation, parallel schedule (both losses every step), one feedback iteration
-    "tp": ["algo=tp"],
-    "dtp": ["algo=dtp"],
-    "sdtp": ["algo=sdtp"],
-    "aosdtp": ["algo=aosdtp"],
-    "drl": ["algo=drl", "algo.feedback_iterations=1"],
-    "ldrl": ["algo=ldrl", "algo.feedback_iterations=1"],
-    "fwdtp": ["algo=fwdtp"],
-}
-NETS: dict[str, list[str]] = {  # name -> config overrides (net + the data shape it is built for)
-    "mnist_fc": ["net=bartunov_mnist_fc", "data.shape=[1,28,28]"],
-    "cifar_fc": ["net=bartunov_cifar_fc", "data.shape=[3,32,32]"],
-    "cifar_lc": ["net=bartunov_cifar_lc", "data.shape=[3,32,32]"],
-}
+NETS = {name: net.overrides for name, net in BENCH_NETS.items()}
 DFA_MEMORY = {  # net config -> (input shapes, num_classes) for the D_l memory table
     "bartunov_mnist_fc": ([(1, 28, 28)], 10),
     "bartunov_cifar_lc": ([(3, 32, 32)], 10),
@@ -63,29 +46,12 @@ DFA_MEMORY = {  # net config -> (input shapes, num_classes) for the D_l memory t
 }
 
 
-def compose_run(overrides: list[str], args) -> object:
-    """The composed train config for one (rule, net) timing run on fake data."""
-    steps = args.warmup + args.steps
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "data=fake", f"data.batch_size={args.batch_size}",
-                f"data.train_size={args.batch_size * steps}", "data.val_size=0",
-                "logger=none", "callbacks=none", "trainer.max_epochs=1",
-                "+trainer.limit_val_batches=0", "+trainer.num_sanity_val_steps=0",
-                "trainer.enable_progress_bar=false", "+trainer.enable_checkpointing=false",
-                f"trainer.accelerator={args.device}", *overrides,
-            ],
-        )  # fmt: skip
-    with open_dict(cfg):
-        cfg.paths = {"output_dir": str(ROOT / "logs" / "bench"), "log_dir": "", "data_dir": ""}
-    return cfg
-
-
 def time_steps(rule_overrides: list[str], net_overrides: list[str], args) -> float:
     """Median seconds of the rule's train_step over args.steps steps after args.warmup."""
-    datamodule, rule, trainer = build(compose_run(rule_overrides + net_overrides, args))
+    cfg = compose_run(
+        rule_overrides + net_overrides, args.batch_size, args.warmup + args.steps, args.device
+    )
+    datamodule, rule, trainer = build(cfg)
     times: list[float] = []
     step = rule.train_step
     clock = time.process_time if args.cpu_time else time.perf_counter
@@ -126,7 +92,9 @@ def dfa_memory_lines() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=list(RULES))
-    parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    parser.add_argument(
+        "--nets", nargs="+", default=["mnist_fc", "cifar_fc", "cifar_lc"], choices=list(NETS)
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)

@@ -14,6 +14,7 @@ shared, loaded CPU machine when torch uses one thread).
 
 from __future__ import annotations
 
+import gc
 import time
 import weakref
 from collections.abc import Callable
@@ -218,6 +219,7 @@ def measure(
         bare_s, result.peak_bytes = time_bare(cfg, warmup, clock, device)
         result.bare_s = min(result.bare_s, bare_s)
         result.fit_s = min(result.fit_s, time_fit(cfg, warmup, clock))
+        gc.collect()  # free this round's nets (Trainer <-> module cycles) before the next
     return result
 
 
