@@ -12,6 +12,7 @@ rank's weights to OUT_DIR/<rule>_rank<r>.pt.
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,25 @@ def test_ddp_equals_one_process_on_concatenated_batch(algo, ddp_weights, tmp_pat
         torch.testing.assert_close(rank0[name], w, rtol=1e-5, atol=1e-6, msg=f"{algo}: {name}")
     moved = max(float((single[k] - initial[k]).abs().max()) for k in single)
     assert moved > 1e-4, f"{algo}: {STEPS} SGD steps did not change the weights"
+
+
+@pytest.mark.slow
+def test_ddp_run_writes_logs_and_checkpoints_once(tmp_path):
+    """`train.py trainer=ddp_cpu`: rank 0 alone writes metrics (one row per epoch) and checkpoints;
+    rank 1 adds only its own Hydra log to the same run directory."""
+    cmd = [
+        sys.executable, "train.py", "trainer=ddp_cpu", "algo=dtp", "data=fake", "net=fc",
+        "net.hidden=[32,32,32]", "trainer.max_epochs=2", "threads=1", "callbacks.progress_bar=null",
+        "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}",
+    ]  # fmt: skip
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows if r["val/err"]] == ["0", "1"]
+    assert [r["epoch"] for r in rows if r["train/loss_epoch"]] == ["0", "1"]
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    logs = sorted(p.name for p in tmp_path.glob("*.log"))
+    assert logs == ["train.log", "train_ddp_process_1.log"]
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from omegaconf import open_dict
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.test_ddp import fit_weights, run_config
+from tpbench.benchmark import LiveTensorBytes, measure, table
 from tpbench.errors import ConfigError
 from tpbench.fastpath import LossWatch
 from tpbench.train import build, train
@@ -93,11 +94,14 @@ def test_loss_watch_sums_on_the_device_and_reads_each_copy_one_poll_later():
 
 def test_epoch_loss_is_logged_once_per_epoch(make_cfg, tmp_path):
     """train/loss_epoch is the mean of the epoch's step losses, without a self.log per step."""
-    train(make_cfg(["trainer.max_epochs=2", "trainer.log_every_n_steps=5", "test=false"]))
+    # 320 training samples / batch 64 = 5 batches per epoch
+    small = ["net=fc", "net.hidden=[32]", "data.shape=[1,8,8]", "data.train_size=384",
+             "data.val_size=64", "data.test_size=64"]  # fmt: skip
+    train(make_cfg([*small, "trainer.max_epochs=2", "trainer.log_every_n_steps=2", "test=false"]))
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
     epoch = [float(r["train/loss_epoch"]) for r in rows if r["train/loss_epoch"]]
     steps = [float(r["train/loss_step"]) for r in rows if r["train/loss_step"]]
-    assert len(epoch) == 2 and epoch[1] < epoch[0] and len(steps) == 16 * 2 // 5
+    assert len(epoch) == 2 and epoch[1] < epoch[0] and len(steps) == 2 * 5 // 2
 
 
 def test_16bit_precision_is_refused_for_target_propagation(tmp_path):
@@ -124,6 +128,24 @@ def test_reducer_ddp_strategy_is_refused(tmp_path):
         cfg.trainer.strategy = "ddp"
     with pytest.raises(ConfigError, match="use trainer=ddp"):
         build(cfg)
+
+
+def test_live_tensor_bytes_counts_what_is_alive_at_once():
+    with LiveTensorBytes() as live:
+        a = torch.ones(1000)  # 4000 bytes
+        b = a * 2  # + 4000
+        a.add_(1)  # in place: nothing new
+        c = b.view(10, 100)  # a view: nothing new
+        del a
+        d = c + 1  # + 4000, a freed before: 8000 live
+    assert (live.peak, live.current) == (8000, 8000) and d.shape == (10, 100)
+
+
+def test_bench_measures_a_rule_on_a_net():
+    result = measure("dtp", "mnist_fc", 16, 2, 1, "cpu", "wall", 1)
+    assert result.bare_s > 0 and result.fit_s > 0 and result.peak_bytes > 4 * 535_818
+    line = table("MNIST FC", 16, {"bp": result, "fa": "n/a: because"})
+    assert line[2].startswith("bp") and line[3] == "fa       n/a: because"
 
 
 @pytest.mark.parametrize("algo", ["bp", "dtp"])
