@@ -20,7 +20,7 @@ from tpbench.fastpath import LossWatch
 from tpbench.train import build, train
 
 RULES = ["bp", "fa", "dfa", "dtp", "ldrl", "fwdtp"]
-SLOW_RULES = ["sdtp", "aosdtp", "drl"]  # share most of their step with dtp and ldrl
+SLOW_RULES = ["usf", "brsf", "tp", "sdtp", "aosdtp", "drl"]  # share most of their step
 # ops whose result the host must wait for: a scalar read, or an output whose size depends on data
 HOST_READS = {"_local_scalar_dense", "nonzero", "unique", "_unique2", "unique_dim",
               "unique_consecutive", "masked_select", "bincount", "repeat_interleave"}  # fmt: skip
