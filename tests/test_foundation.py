@@ -101,7 +101,8 @@ def test_lr_scheduler_is_stepped_each_epoch(make_cfg):
     )
     dm, rule, trainer = build(cfg)
     trainer.fit(rule, datamodule=dm)
-    assert rule.forward_optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
+    lr = cfg.algo.optimizer.lr
+    assert rule.forward_optimizer.param_groups[0]["lr"] == pytest.approx(lr * 0.5**3)
 
 
 def test_diverging_run_stops_with_one_sentence_and_keeps_checkpoints(make_cfg, tmp_path):

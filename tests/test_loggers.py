@@ -22,6 +22,10 @@ def test_logger_writes(make_cfg, tmp_path, monkeypatch, logger, expected):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     train(make_cfg([f"logger={logger}", "trainer.max_epochs=1"]))
+    if "wandb" in logger:
+        import wandb
+
+        wandb.finish()  # flush the offline run to disk before looking for it
     for pattern in expected:
         assert list(tmp_path.glob(pattern)), f"{pattern} not written by logger={logger}"
 
