@@ -9,6 +9,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 from tpbench.algorithms.backprop import Backprop
@@ -48,9 +49,9 @@ def dense_net():
     return fc((1, 6, 6), 5, hidden=(7, 6))
 
 
-def seeded(build, *args, **kwargs):
+def seeded(make_net, *args, **kwargs):
     torch.manual_seed(0)
-    return build(*args, **kwargs)
+    return make_net(*args, **kwargs)
 
 
 NETS = {  # every layer type, with and without max-pooling at the end of a spatial block
@@ -181,18 +182,22 @@ def test_unknown_feedback_kind_is_one_sentence():
         FeedbackAlignment(dense_net(), SGD, feedback="sfa")
 
 
-def test_brsf_redraws_magnitudes_each_step_reproducibly():
+def test_brsf_step_uses_that_steps_fresh_magnitudes():
+    """A brSF step equals an FA step with B = |R_t|·sign(W), R_t drawn for that step from
+    (feedback_seed, step): the same on every rank, new at the next step."""
     rules = [FeedbackAlignment(dense_net(), SGD, feedback="brsf", feedback_seed=4) for _ in "ab"]
-    draws = []
-    for rule in rules:
-        rule.redraw_magnitudes()
-        first = rule.net[0].feedback["B"].weight.clone()
-        fit_steps(rule, [batch()])  # one step: global_step 0 -> redraw with step 0 again
-        rule.redraw_magnitudes()  # global_step is now 1
-        draws.append((first, rule.net[0].feedback["B"].weight.clone()))
-    (a0, a1), (b0, b1) = draws
-    assert torch.equal(a0, b0) and torch.equal(a1, b1)  # same seed, same step: same draw
-    assert not torch.equal(a0, a1) and (a1 >= 0).all()
+    rules[0].redraw_magnitudes()  # the draw of step 0 (training redraws it identically)
+    drawn = [layer.feedback["B"].weight.clone() for layer in rules[0].net]
+    fa = FeedbackAlignment(copy.deepcopy(rules[0].net), SGD, feedback="fa")
+    for layer, magnitude in zip(fa.net, drawn):
+        layer.feedback["B"].weight.copy_(magnitude * layer.weight.detach().sign())
+    for rule in (*rules, fa):
+        fit_steps(rule, [batch()])
+    assert_same_updates(rules[0], fa)
+    assert_same_updates(rules[1], fa)  # another rank / run with the same seed
+    rules[0].redraw_magnitudes()  # global_step is now 1
+    fresh = rules[0].net[1].feedback["B"].weight
+    assert not torch.equal(fresh, drawn[1]) and (fresh >= 0).all()
 
 
 @pytest.mark.parametrize("algo", ["fa", "dfa", "usf", "frsf", "brsf"])
@@ -239,3 +244,12 @@ def test_dfa_through_max_pooling_equals_a_hand_computation():
         torch.testing.assert_close(grads[2 * i], want_w, rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(grads[2 * i + 1], delta.sum((0, 2, 3)).view(-1, 1, 1))
     torch.testing.assert_close(grads[4], e.T @ h.flatten(1))
+
+
+def test_dfa_memory_of_bartunov_imagenet_lc_from_its_config(make_cfg):
+    """ImageNet32 (3x32x32, 1000 classes): LC outputs 48·8² + 48·4² + 96·4² + 96·2² + 192·2² +
+    192·1² + 384·1² = 7104 units, so all D_l take 1000 · 7104 floats (27.1 MB)."""
+    cfg = make_cfg(["net=bartunov_imagenet_lc"])
+    with torch.device("meta"):  # shapes only
+        net = instantiate(cfg.net, in_shape=(3, 32, 32), num_classes=1000)
+    assert direct_feedback_bytes(net) == 1000 * 7104 * 4

@@ -33,26 +33,40 @@ class FeedbackRoute(torch.autograd.Function):
 
     `a` is computed from the detached input, so autograd gives W its true gradient δ·xᵀ through
     the forward op itself; this node adds the one thing FA changes, ∂ℓ/∂x = Bᵀ·δ, applied with
-    the layer's structure. No extra forward op, no nested backward.
+    the layer's structure. No extra forward op, no nested backward. B is `feedback`, or, for
+    sign-symmetry, |feedback| with the signs of `signs_of` (= W), built in the backward and only
+    where it is used (not for the first layer, whose input is the data).
     """
 
     @staticmethod
-    def forward(ctx, a: Tensor, x: Tensor, feedback: Tensor, layer: Layer) -> Tensor:
+    def forward(ctx, a, x, feedback, signs_of, layer):
         ctx.layer = layer
-        ctx.save_for_backward(feedback)
+        ctx.save_for_backward(feedback, signs_of)
         return a.view_as(a)
 
     @staticmethod
     def backward(ctx, delta: Tensor):
-        (feedback,) = ctx.saved_tensors
-        grad_x = ctx.layer.linear_transpose(delta, feedback) if ctx.needs_input_grad[1] else None
-        return delta, grad_x, None, None  # Bᵀ·δ: (N, *in_shape)
+        if not ctx.needs_input_grad[1]:
+            return delta, None, None, None, None
+        feedback, signs_of = ctx.saved_tensors
+        if signs_of is not None:  # |R|·sign(W) (s·sign(W) for a 0-d s), in one op
+            feedback = sign_symmetric(feedback, signs_of)
+        grad_x = ctx.layer.linear_transpose(delta, feedback.to(delta.dtype))  # Bᵀ·δ: (N, *in)
+        return delta, grad_x, None, None, None
 
 
-def feedback_forward(layer: Layer, x: Tensor, feedback: Tensor) -> Tensor:
+def sign_symmetric(magnitude: Tensor, weight: Tensor) -> Tensor:
+    """B = |magnitude| ⊙ sign(W), W's shape; copysign takes sign(0) as + (W is never exactly 0
+    in practice)."""
+    return torch.copysign(magnitude.expand_as(weight), weight)
+
+
+def feedback_forward(
+    layer: Layer, x: Tensor, feedback: Tensor, signs_of: Tensor | None = None
+) -> Tensor:
     """h = σ(W·x + b) [then the layer's max-pool], with B in W's place on the way back."""
-    a = FeedbackRoute.apply(layer.linear(x.detach()), x, feedback, layer)  # (N, *out_shape)
-    h = layer.activation(a if layer.bias is None else a + layer.bias)
+    a = FeedbackRoute.apply(layer.linear(x.detach()), x, feedback, signs_of, layer)
+    h = layer.activation(a if layer.bias is None else a + layer.bias)  # (N, *out_shape)
     return h if layer.pool is None else layer.pool(h)
 
 
@@ -102,15 +116,18 @@ class FeedbackAlignment(LearningRule):
     def feedback_weight(self, layer: Layer) -> Tensor:
         """B_l for this step (W's shape): B, or s·sign(W) (uSF), or |R| ⊙ sign(W) (fr/brSF)."""
         stored = layer.feedback["B"].weight
-        return stored if self.feedback_kind == "fa" else stored * layer.weight.detach().sign()
+        return (
+            stored if self.feedback_kind == "fa" else sign_symmetric(stored, layer.weight.detach())
+        )
 
     def redraw_magnitudes(self) -> None:
-        """brSF: new |R_l| for every layer, from a generator seeded by (feedback_seed, step), so
-        a resumed run and every DDP rank draw the same."""
+        """brSF: new |R_l| for every layer but the first (whose B is never used: its input is
+        the data), from a generator seeded by (feedback_seed, step), so a resumed run and every
+        DDP rank draw the same."""
         device = self.net[0].weight.device
         seed = self.feedback_seed * 1_000_003 + self.global_step
         generator = torch.Generator(device=device).manual_seed(seed)
-        for layer, scale in zip(self.net, self.scales):
+        for layer, scale in list(zip(self.net, self.scales))[1:]:
             magnitude = layer.feedback["B"].weight
             if self.feedback_distribution == "uniform":
                 magnitude.uniform_(0, scale, generator=generator)  # |U(−s, s)|
@@ -124,7 +141,8 @@ class FeedbackAlignment(LearningRule):
         optimizer = self.forward_optimizer
         h = x
         for layer in self.net:
-            h = feedback_forward(layer, h, self.feedback_weight(layer))
+            signs_of = None if self.feedback_kind == "fa" else layer.weight.detach()
+            h = feedback_forward(layer, h, layer.feedback["B"].weight, signs_of)
         loss = self.task_loss(h, y)
         optimizer.zero_grad()
         self.manual_backward(loss)
