@@ -10,8 +10,10 @@ import torch
 
 from tpbench.algorithms.backprop import Backprop
 from tpbench.diagnostics import JacobianConditions, Reconstruction, UpdateAlignment
+from tpbench.diagnostics.base import measuring
 from tpbench.diagnostics.jacobian import product_submatrix
 from tpbench.nets import Dense, Network
+from tpbench.nets.architectures import conv, lc
 from tpbench.train import build
 
 DIAGNOSTICS = ("update_alignment", "weight_alignment", "reconstruction", "jacobian")
@@ -167,6 +169,29 @@ def test_jacobian_product_matches_explicit_jacobians(lam):
     units = torch.tensor([3, 0, 2])
     m = product_submatrix(layer, layer.inverse, lam, h_prev, units)
     torch.testing.assert_close(m, expected[units][:, units])
+
+
+@pytest.mark.parametrize(
+    "make_net",
+    [partial(lc, blocks=[[3, 4, 2]]), partial(conv, blocks=[[3, 4, 1]], pool=2, unpool="max")],
+)
+def test_spatial_layers_and_wide_layers_are_measured(make_net):
+    """LC and pooled conv blocks (stateful max-un-pooling), 100+ units subsampled to 20."""
+    torch.manual_seed(0)
+    net = make_net((1, 8, 8), 3, hidden=[6])
+    for layer in net:
+        layer.build_inverse()
+    rule, x = Backprop(net, partial(torch.optim.SGD, lr=0.1)), torch.randn(4, 1, 8, 8)
+    net(x[:3])  # the switches of the last forward pass (batch of 3)
+    switches = [getattr(layer.pool, "indices", None) for layer in net]
+    with measuring(rule), torch.no_grad():
+        metrics = JacobianConditions(max_units=20).measure(rule, x, x)
+        metrics |= Reconstruction().measure(rule, x, x)
+    after = [getattr(layer.pool, "indices", None) for layer in net]
+    assert all(a is b for a, b in zip(after, switches, strict=True))  # restored
+    assert len(metrics) == 3 * len(net) and all(
+        torch.isfinite(torch.tensor(list(metrics.values())))
+    )
 
 
 def test_bad_schedule_is_one_sentence():

@@ -66,7 +66,7 @@ class JacobianConditions(DiagnosticCallback):
 
     def __init__(
         self,
-        every_n_steps: int = 500,
+        every_n_steps: int = 200,
         num_samples: int = 2,
         max_units: int = 256,
         plot: bool = True,

@@ -24,7 +24,7 @@ class Reconstruction(DiagnosticCallback):
 
     name = "reconstruction"
 
-    def __init__(self, every_n_steps: int = 50, num_samples: int = 256, plot: bool = True):
+    def __init__(self, every_n_steps: int = 50, num_samples: int = 128, plot: bool = True):
         super().__init__(every_n_steps, num_samples, plot)
 
     def measure(self, rule: L.LightningModule, x: Tensor, y: Tensor) -> dict[str, float]:
