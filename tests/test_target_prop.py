@@ -77,7 +77,9 @@ def cosine(a, b):
         (tp_rules.DTP, {}),
         (tp_rules.LDRL, {}),
         (tp_rules.FWDTP, {}),
-        (tp_rules.SDTP, {}),
+        (tp_rules.SDTP, {}),  # t_L = o + β(onehot − o) = o
+        (tp_rules.AOSDTP, {"aux_size": 7}),
+        (tp_rules.SDTP, {"last_layer_loss": "target"}),
         (tp_rules.DTP, {"hybrid": 0.5}),
     ],
 )
@@ -86,11 +88,7 @@ def test_top_step_zero_gives_targets_equal_to_activations(cls, options):
     x, y = batch()
     hs = rule.net.forward_all(x, detach=True)
     targets = rule.compute_targets(x, y, hs)
-    hidden = range(len(hs) - 1)
-    if cls is tp_rules.SDTP:  # label targets ignore the step: t_L = onehot ≠ softmax(h_L)
-        assert not torch.allclose(targets[-2], hs[-2])
-        return
-    for i in hidden:
+    for i in range(len(hs) - 1):
         torch.testing.assert_close(targets[i], hs[i].detach(), rtol=0, atol=1e-12)
     losses = rule.forward_losses(x, y, hs, targets)
     local = losses if rule.opts.last_layer_loss == "target" else losses[:-1]
@@ -234,6 +232,22 @@ def test_drl_loss_matches_its_formula():
             r = ins[k] + dense_g(layers[k], r) - dense_g(layers[k], outs[k])
         expected = ((ins[i] + eps - r).pow(2).sum(1) / sigma**2).mean()  # (1/σ²)‖h̃ − r‖²
         torch.testing.assert_close(rule.feedback_loss(j, ins[i], outs[i], noise), expected)
+
+
+@pytest.mark.parametrize("cls", [tp_rules.SDTP, tp_rules.AOSDTP])
+def test_label_step_damps_the_label_target(cls):
+    """t_L = o + β(onehot − o) on the prediction o = softmax(h_L); β = 1 is the label itself."""
+    x, y = batch()
+    for beta in (1.0, 0.25):
+        rule = (
+            make_rule(cls, top_step=beta, aux_size=4)
+            if cls is tp_rules.AOSDTP
+            else make_rule(cls, top_step=beta)
+        )
+        hs = rule.net.forward_all(x, detach=True)
+        o = torch.softmax(hs[-1], dim=1).detach()
+        t_o = rule.compute_targets(x, y, hs)[-1][:, :3]
+        torch.testing.assert_close(t_o, o + beta * (F.one_hot(y, 3).double() - o))
 
 
 def test_aux_output_targets_keep_z_and_use_the_label():

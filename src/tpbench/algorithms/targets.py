@@ -26,6 +26,12 @@ def output_step_target(logits: Tensor, error: Tensor, beta: float) -> Tensor:
     return logits - beta * error
 
 
+def label_step_target(prediction: Tensor, best: Tensor, beta: float) -> Tensor:
+    """t_L = o + β (argmin ℓ − o), o the prediction (softmax(h_L)): β = 1 is SDTP's t_L = onehot(y)
+    (Bartunov Alg. 1), a smaller β a damped, still gradient-free target, β = 0 gives t_L = o."""
+    return best if beta == 1 else prediction + beta * (best - prediction)
+
+
 def gradient_target(h: Tensor, grad: Tensor, alpha: float) -> Tensor:
     """t_{L-1} = h_{L-1} − α ∂ℓ_n/∂h_{L-1}  (Lee et al. 2015: the penultimate target)."""
     return h - alpha * grad

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from tpbench.algorithms.targets import output_step_target
+from tpbench.algorithms.targets import label_step_target, output_step_target
 from tpbench.algorithms.tasks import Task
 from tpbench.nets import Layer
 from tpbench.nets.activations import make_activation
@@ -61,10 +61,13 @@ def output_representation(
 def output_target(
     kind: str, task: Task, logits: Tensor, y_out: Tensor, y: Tensor, step: float
 ) -> Tensor:
-    """t_L in the output space: argmin ℓ = onehot(y) or x (label), [onehot, z] (aux_label: z keeps
-    its value) or h_L − β ∂ℓ_n/∂h_L (output_step); y is the task's target."""
+    """t_L in the output space: o + β(argmin ℓ − o) with argmin ℓ = onehot(y) or x (label; β = 1:
+    the argmin itself), the same for o in [o, z] (aux_label: z keeps its value), or
+    h_L − β ∂ℓ_n/∂h_L (output_step); y is the task's target."""
     if kind == "label":
-        return task.argmin(logits, y)
+        return label_step_target(y_out, task.argmin(logits, y), step)
     if kind == "aux_label":
-        return torch.cat([task.argmin(logits, y), y_out[:, logits.shape[1] :]], 1)
+        n = logits.shape[1]
+        o = label_step_target(y_out[:, :n], task.argmin(logits, y), step)
+        return torch.cat([o, y_out[:, n:]], 1)
     return output_step_target(logits, task.error(logits, y), step)

@@ -41,7 +41,12 @@ class SDTP(TargetPropagation):
     difference targets through G_L; de-noising inverses."""
 
     rule_name = "sdtp"
-    defaults = {"top_target": "label", "last_layer_loss": "task", "feedback_loss": "denoising"}
+    defaults = {
+        "top_target": "label",
+        "top_step": 1.0,
+        "last_layer_loss": "task",
+        "feedback_loss": "denoising",
+    }
 
 
 class AOSDTP(TargetPropagation):
@@ -51,6 +56,7 @@ class AOSDTP(TargetPropagation):
     rule_name = "aosdtp"
     defaults = {
         "top_target": "aux_label",
+        "top_step": 1.0,
         "last_layer_loss": "task",
         "feedback_loss": "denoising",
         "aux_size": 512,
