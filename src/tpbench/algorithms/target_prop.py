@@ -185,7 +185,7 @@ class TargetPropagation(LearningRule):
 
     def feedback_loss(self, j: int, h_in: Tensor, y_out: Tensor, noise: dict[str, Tensor]):
         """Inverse loss of G_l, l = inverse_ids[j] (+1 in paper numbering), with the given noise;
-        for DRL `noise` also holds the reference r_l (see `drl_references`)."""
+        for DRL `noise` also holds the reference r_l (see `draw_noise`, `drl_reference`)."""
         i = self.inverse_ids[j]
         f, g, kind = self.forward_map(i), partial(self.inverse, i), self.opts.feedback_loss
         if kind == "noise_preserving":
