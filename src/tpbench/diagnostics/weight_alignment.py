@@ -7,7 +7,8 @@ G_l(h) = σ_g(V_lᵀ·h + c_l) for the TP family. Per layer:
     diag/weight_angle/L<l>     ∠(W_l, B_l) in degrees   (FA with B = W: 0; random B: ≈ 90)
     diag/weight_rel_dist/L<l>  ‖B_l − W_l‖ / ‖W_l‖
 
-Layers without such a tensor (DFA's D_l, a DTP layer without inverse) are skipped.
+Layers without such a tensor (DFA's D_l, a DTP layer without inverse) are skipped, and so is the
+first layer: its input is the data, so its feedback weights carry nothing anywhere.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class WeightAlignment(DiagnosticCallback):
     def measure(self, rule: L.LightningModule, x: Tensor, y: Tensor) -> dict[str, float]:
         metrics = {}
         for i, layer in enumerate(rule.net):
-            feedback = feedback_weight(rule, layer)
+            feedback = feedback_weight(rule, layer) if i > 0 else None
             if feedback is None:
                 continue
             metrics[layer_key("weight_angle", i)] = angle_degrees(layer.weight, feedback)
