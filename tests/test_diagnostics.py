@@ -14,7 +14,7 @@ from tpbench.diagnostics.base import measuring
 from tpbench.diagnostics.jacobian import product_submatrix
 from tpbench.nets import Dense, Network
 from tpbench.nets.architectures import conv, lc
-from tpbench.train import build
+from tpbench.train import build, closing_wandb_runs
 
 DIAGNOSTICS = ("update_alignment", "weight_alignment", "reconstruction", "jacobian")
 # a tiny net on small fake images; every diagnostic measures on every batch
@@ -38,7 +38,8 @@ def fit(make_cfg, overrides, setup=None):
     datamodule, rule, trainer = build(make_cfg([*TINY, *overrides]))
     if setup is not None:
         setup(rule)
-    trainer.fit(rule, datamodule=datamodule)
+    with closing_wandb_runs(trainer):
+        trainer.fit(rule, datamodule=datamodule)
     history = {k: v for cb in trainer.callbacks for k, v in getattr(cb, "history", {}).items()}
     return rule, trainer, history
 

@@ -6,6 +6,8 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hydra
@@ -14,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate as hydra_instantiate
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from tpbench.distributed import set_threads
@@ -89,6 +91,26 @@ def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer, output_dir: str
     return str(last)
 
 
+@contextmanager
+def closing_wandb_runs(trainer: L.Trainer) -> Iterator[None]:
+    """Finish this run's W&B run at the end, marked failed on an error. Lightning leaves it open,
+    and the next run in the same process (the next trial of an in-process sweep) would log into
+    it."""
+    try:
+        yield
+    except BaseException:
+        _finish_wandb_runs(trainer, exit_code=1)
+        raise
+    _finish_wandb_runs(trainer, exit_code=0)
+
+
+def _finish_wandb_runs(trainer: L.Trainer, exit_code: int) -> None:
+    for logger in trainer.loggers:
+        run = logger._experiment if isinstance(logger, WandbLogger) else None  # None off rank 0
+        if run is not None:
+            run.finish(exit_code=exit_code)
+
+
 def train(cfg: DictConfig) -> float:
     """Fit with a validation pass per epoch, test the best checkpoint, return the metric."""
     start = time.perf_counter()
@@ -96,16 +118,17 @@ def train(cfg: DictConfig) -> float:
         set_threads(int(cfg.threads))  # parallel trials (and DDP processes) share the cores
     datamodule, rule, trainer = build(cfg)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, cfg.paths.output_dir)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(rule, datamodule=datamodule, ckpt_path=ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    rule.raise_if_diverged()
-    if cfg.get("test", True):
-        checkpoint = trainer.checkpoint_callback
-        ckpt = "best" if checkpoint is not None and checkpoint.best_model_path else None
-        trainer.test(rule, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    with closing_wandb_runs(trainer):
+        for logger in trainer.loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        trainer.fit(rule, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        rule.raise_if_diverged()
+        if cfg.get("test", True):
+            checkpoint = trainer.checkpoint_callback
+            ckpt = "best" if checkpoint is not None and checkpoint.best_model_path else None
+            trainer.test(rule, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     log.info(
         "Done in %.1fs: best val err %.4f, test err %s, seed %d; logs in %s",
         time.perf_counter() - start,
