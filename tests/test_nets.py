@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from tests.conftest import CONF
 from tpbench.errors import ConfigError
 from tpbench.nets import Conv2d, Dense, LocallyConnected2d, MaxPool
+from tpbench.nets.activations import activation_difference, make_activation
 from tpbench.nets.architectures import conv, fc, lc
 from tpbench.train import train
 
@@ -295,3 +296,15 @@ def test_bp_runs_every_net_config_at_full_size(make_cfg, name):
     """`python train.py algo=bp net=<name> data=fake`, one short epoch."""
     cfg = make_cfg([f"net={name}", "algo=bp", "trainer.max_epochs=1", "data.train_size=320"])
     train(cfg)
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "leaky_relu", "elu", "identity"])
+def test_activation_difference_is_accurate_for_tiny_and_large_steps(name):
+    """σ(a + d) − σ(a) in float32 within float32 precision of the float64 value, for |d| ≪ |a|
+    (where subtracting the two values loses most digits) and for |d| ~ |a| (across kinks)."""
+    activation = make_activation(name)
+    a = torch.randn(10_000, dtype=torch.float64) * 3
+    for d in (torch.randn_like(a) * 1e-6, torch.randn_like(a)):
+        exact = activation(a + d) - activation(a)
+        ours = activation_difference(activation, a.float(), d.float()).double()
+        assert ((ours - exact).norm() / exact.norm()).item() < 1e-6

@@ -56,8 +56,7 @@ def forward_grads(rule, x, y):
     """Per-layer weight gradients of the rule's summed forward losses."""
     rule.net.zero_grad()
     hs = rule.net.forward_all(x, detach=True)
-    targets = rule.compute_targets(x, y, hs)
-    torch.stack(rule.forward_losses(x, y, hs, targets)).sum().backward()
+    torch.stack(rule.forward_losses(x, y, hs, rule.target_steps(x, y, hs))).sum().backward()
     return [layer.weight.grad.clone() for layer in rule.net]
 
 
@@ -90,7 +89,7 @@ def test_top_step_zero_gives_targets_equal_to_activations(cls, options):
     targets = rule.compute_targets(x, y, hs)
     for i in range(len(hs) - 1):
         torch.testing.assert_close(targets[i], hs[i].detach(), rtol=0, atol=1e-12)
-    losses = rule.forward_losses(x, y, hs, targets)
+    losses = rule.forward_losses(x, y, hs, rule.target_steps(x, y, hs))
     local = losses if rule.opts.last_layer_loss == "target" else losses[:-1]
     assert all(loss.item() < 1e-20 for loss in local)
 
@@ -156,7 +155,7 @@ def test_each_local_loss_reaches_only_its_own_layer(cls):
     rule = make_rule(cls)
     x, y = batch()
     hs = rule.net.forward_all(x, detach=True)
-    losses = rule.forward_losses(x, y, hs, rule.compute_targets(x, y, hs))
+    losses = rule.forward_losses(x, y, hs, rule.target_steps(x, y, hs))
     for i, loss in enumerate(losses):
         rule.net.zero_grad()
         loss.backward(retain_graph=True)
@@ -292,3 +291,20 @@ def test_rule_on_a_net_it_cannot_train_fails_at_start():
     net = conv((1, 8, 8), 3, blocks=[[3, 4, 1], [3, 5, 1]], hidden=[6], pool=2, unpool="max")
     with pytest.raises(ConfigError, match="'ldrl' cannot train this net: layer 1 un-pools"):
         tp_rules.LDRL(net, ADAM, ADAM)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "leaky_relu", "elu"])
+def test_fwdtp_target_steps_keep_float32_accuracy_down_a_deep_net(activation):
+    """With G_l = σ(B_l h), B_l ~ U(−0.01, 0.01), each step is ~10x smaller than the one above: on
+    Bartunov's 6x256 net the lowest is ~10⁻⁶ of h_1, and forming t = h + Δ, G(t) − G(h) in float32
+    left 78 % rounding error there. The steps must match a float64 evaluation of the same rule."""
+    torch.manual_seed(0)
+    net = fc((64,), 10, hidden=[256] * 6, activation=activation)
+    rule = tp_rules.FWDTP(net, ADAM, None, feedback_scale=0.01, feedback_seed=0)
+    x, y = torch.rand(32, 64), torch.randint(0, 10, (32,))
+    steps32 = rule.target_steps(x, y, rule.net.forward_all(x, detach=True))
+    rule.double()
+    steps64 = rule.target_steps(x.double(), y, rule.net.forward_all(x.double(), detach=True))
+    assert steps64[0].norm() < 1e-4 * steps64[-1].norm()  # the steps really do shrink
+    for s32, s64 in zip(steps32, steps64, strict=True):
+        assert ((s32.double() - s64).norm() / s64.norm()).item() < 1e-4

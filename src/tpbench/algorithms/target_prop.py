@@ -7,9 +7,11 @@ One training step (Bartunov et al. 2018 notation, h_l = F_l(h_{l-1}), G_l ≈ F_
    layer done bottom-up: G_l's loss depends only on h_{l-1}, F_l and G_l (noise-preserving,
    de-noising, L-DRL), and for DRL the upper G's it propagates through are used at their
    start-of-batch values (its references r_l are computed before any step), as in bottom-up order;
-3. forward training, in epochs that train forward weights: targets for every layer top-down
-   without gradient, then all layer-local losses summed into ONE backward and one step. This is
-   identical to per-layer steps: each loss reaches only its own layer's parameters.
+3. forward training, in epochs that train forward weights: target steps Δ_l = t_l − h_l for every
+   layer top-down without gradient, then all layer-local losses summed into ONE backward and one
+   step. This is identical to per-layer steps: each loss reaches only its own layer's parameters.
+   Steps, not targets, go down the net: a step can be 10⁻⁶ of h_l (FW-DTP's small fixed G), and
+   t_l = h_l + Δ_l in float32 would round it away.
 No host synchronisation happens in a step; feedback losses are accumulated on the device and logged
 as `fb/loss/L{l}` (paper numbering, l = 2..L) once per epoch.
 """
@@ -30,7 +32,7 @@ from tpbench.algorithms.feedback_losses import (
 )
 from tpbench.algorithms.targets import (
     difference_target,
-    gradient_target,
+    gradient_step,
     hybrid_difference,
     linearized_difference,
     local_loss,
@@ -43,6 +45,7 @@ from tpbench.algorithms.tp_options import (
     per_layer,
 )
 from tpbench.algorithms.tp_output import AuxiliaryOutput, output_representation, output_target
+from tpbench.nets.activations import activation_difference
 
 
 class TargetPropagation(LearningRule):
@@ -117,11 +120,23 @@ class TargetPropagation(LearningRule):
         ]
 
     def inverse(self, i: int, y: Tensor) -> Tensor:
-        """G_i(y): layer i's output space -> its input space."""
+        """G_i(y) = σ_g(Vᵀ·y + c): layer i's output space -> its input space."""
+        g = self.net[i].feedback["inverse"]
+        return g.activation(g.add_bias(self.inverse_linear(i, y)))
+
+    def inverse_linear(self, i: int, y: Tensor) -> Tensor:
+        """Vᵀ·y, the linear part of G_i (AO-SDTP's G_L: Vᵀ·o + V_zᵀ·z)."""
         layer = self.net[i]
         if i == len(self.net) - 1 and self.opts.top_target == "aux_label":
-            return layer.feedback["aux"].inverse(layer, y, self.num_classes)
-        return layer.inverse(y)
+            return layer.feedback["aux"].inverse_linear(layer, y, self.num_classes)
+        return layer.inverse_linear(y)
+
+    def inverse_difference(self, i: int, y: Tensor, step: Tensor) -> Tensor:
+        """G_i(y + Δ) − G_i(y) = σ_g(a + Vᵀ·Δ) − σ_g(a), a = Vᵀ·y + c, computed without subtracting
+        two nearly equal values (see `activation_difference`)."""
+        g = self.net[i].feedback["inverse"]
+        a = g.add_bias(self.inverse_linear(i, y))
+        return activation_difference(g.activation, a, self.inverse_linear(i, step))
 
     def output_repr(self, logits: Tensor, h_in: Tensor) -> Tensor:
         return output_representation(self.opts.top_target, self.task, logits, h_in, self.net[-1])
@@ -135,40 +150,49 @@ class TargetPropagation(LearningRule):
 
     # --- targets and forward losses -------
     @torch.no_grad()
-    def compute_targets(self, x: Tensor, y: Tensor, hs: list[Tensor]) -> list[Tensor | None]:
-        """[t_1, ..., t_L] top-down; t_L is in the output space, None when not used."""
+    def target_steps(self, x: Tensor, y: Tensor, hs: list[Tensor]) -> list[Tensor | None]:
+        """[Δ_1, ..., Δ_L], Δ_l = t_l − h_l, top-down; Δ_L is in the output space, None when not
+        used."""
         ins, n_layers, opts = [x, *hs[:-1]], len(hs), self.opts
-        targets: list[Tensor | None] = [None] * n_layers
+        steps: list[Tensor | None] = [None] * n_layers
         if opts.top_target == "gradient":
             # ∂ℓ_n/∂h_{L-1} = J_{F_L}ᵀ e, e = softmax(h_L) − onehot(y) or h_L − x
             grad = linearized_difference(self.net[-1], ins[-1], self.task.error(hs[-1], y))
-            targets[-2] = gradient_target(ins[-1], grad, opts.top_step)
+            steps[-2] = gradient_step(grad, opts.top_step)
         else:
             y_out = self.output_repr(hs[-1], ins[-1])
-            targets[-1] = output_target(opts.top_target, self.task, hs[-1], y_out, y, opts.top_step)
-            targets[-2] = self.propagate_target(n_layers - 1, ins[-1], y_out, targets[-1])
+            t_out = output_target(opts.top_target, self.task, hs[-1], y_out, y, opts.top_step)
+            steps[-1] = t_out - y_out
+            steps[-2] = self.propagate_step(n_layers - 1, ins[-1], y_out, steps[-1])
         for i in range(n_layers - 2, 0, -1):
-            targets[i - 1] = self.propagate_target(i, ins[i], hs[i], targets[i])
-        return targets
+            steps[i - 1] = self.propagate_step(i, ins[i], hs[i], steps[i])
+        return steps
 
-    def propagate_target(self, i: int, h_in: Tensor, h_out: Tensor, t_out: Tensor) -> Tensor:
-        """t_{l-1} from t_l through G_l: vanilla G_l(t_l), or the (hybrid) difference target."""
+    def compute_targets(self, x: Tensor, y: Tensor, hs: list[Tensor]) -> list[Tensor | None]:
+        """[t_1, ..., t_L] = h_l + Δ_l (t_L in the output space), to inspect; training uses the
+        steps."""
+        outs = [*hs[:-1], self.output_repr(hs[-1], ([x, *hs])[-2])]
+        steps = self.target_steps(x, y, hs)
+        return [None if s is None else h.detach() + s for h, s in zip(outs, steps, strict=True)]
+
+    def propagate_step(self, i: int, h_in: Tensor, h_out: Tensor, step: Tensor) -> Tensor:
+        """Δ_{l-1} from Δ_l through G_l: vanilla TP's t_{l-1} = G_l(t_l), or DTP's difference
+        correction G_l(h_l + Δ_l) − G_l(h_l), or its hybrid with the exact linearisation J_Fᵀ Δ_l.
+        """
         if self.opts.target_rule == "vanilla":
-            return self.inverse(i, t_out)  # t_{l-1} = G_l(t_l)
+            return self.inverse(i, h_out + step) - h_in
         lam = self.opts.hybrid
-        if lam == 0:
-            return difference_target(h_in, self.inverse(i, t_out), self.inverse(i, h_out))
-        g_bp = linearized_difference(self.forward_map(i), h_in, t_out - h_out)
-        g_tp = self.inverse(i, t_out) - self.inverse(i, h_out) if lam < 1 else g_bp
-        return h_in + hybrid_difference(g_tp, g_bp, lam)
+        g_tp = self.inverse_difference(i, h_out, step) if lam < 1 else None
+        g_bp = linearized_difference(self.forward_map(i), h_in, step) if lam > 0 else None
+        return hybrid_difference(g_tp, g_bp, lam)
 
-    def forward_losses(self, x: Tensor, y: Tensor, hs: list[Tensor], targets) -> list[Tensor]:
+    def forward_losses(self, x: Tensor, y: Tensor, hs: list[Tensor], steps) -> list[Tensor]:
         """[L_1, ..., L_L]: ½‖h_l − t_l‖² per layer; the last layer's task or target loss."""
-        losses = [local_loss(h, t) for h, t in zip(hs[:-1], targets[:-1], strict=True)]
+        losses = [local_loss(h, s) for h, s in zip(hs[:-1], steps[:-1], strict=True)]
         if self.opts.last_layer_loss == "task":
             last = self.task_loss(hs[-1], y)
         else:
-            last = local_loss(self.output_repr(hs[-1], hs[-2].detach()), targets[-1])
+            last = local_loss(self.output_repr(hs[-1], hs[-2].detach()), steps[-1])
         return [*losses, last]
 
     # --- feedback losses -------
@@ -229,10 +253,10 @@ class TargetPropagation(LearningRule):
         return logits, self.task_loss(logits, y)
 
     def forward_step(self, x: Tensor, y: Tensor, hs: list[Tensor]) -> None:
-        targets = self.compute_targets(x, y, hs)
+        steps = self.target_steps(x, y, hs)
         optimizer = self.forward_optimizer
         optimizer.zero_grad()
-        self.manual_backward(torch.stack(self.forward_losses(x, y, hs, targets)).sum())
+        self.manual_backward(torch.stack(self.forward_losses(x, y, hs, steps)).sum())
         optimizer.step()
 
     def feedback_step(self, x: Tensor, hs: list[Tensor]) -> None:

@@ -15,9 +15,11 @@ import torch
 from torch import Tensor
 
 
-def local_loss(h: Tensor, t: Tensor) -> Tensor:
-    """L_l = (1/N) Σ_n ½ ‖h_l,n − t_l,n‖², summed over units, averaged over the batch."""
-    return 0.5 * (h - t).pow(2).sum() / h.shape[0]
+def local_loss(h: Tensor, step: Tensor) -> Tensor:
+    """L_l = (1/N) Σ_n ½ ‖h_l,n − t_l,n‖², summed over units, averaged over the batch, for the fixed
+    target t_l = h_l + Δ_l given by its step Δ_l. Written ½‖(h_l − h_l.detach()) − Δ_l‖²: same
+    value, and the gradient −Δ_l is exact, where forming t_l would round a step ≪ h_l away."""
+    return 0.5 * ((h - h.detach()) - step).pow(2).sum() / h.shape[0]
 
 
 def output_step_target(logits: Tensor, error: Tensor, beta: float) -> Tensor:
@@ -32,9 +34,10 @@ def label_step_target(prediction: Tensor, best: Tensor, beta: float) -> Tensor:
     return best if beta == 1 else prediction + beta * (best - prediction)
 
 
-def gradient_target(h: Tensor, grad: Tensor, alpha: float) -> Tensor:
-    """t_{L-1} = h_{L-1} − α ∂ℓ_n/∂h_{L-1}  (Lee et al. 2015: the penultimate target)."""
-    return h - alpha * grad
+def gradient_step(grad: Tensor, alpha: float) -> Tensor:
+    """Δ_{L-1} = −α ∂ℓ_n/∂h_{L-1}, i.e. t_{L-1} = h_{L-1} − α ∂ℓ_n/∂h_{L-1}  (Lee et al. 2015: the
+    penultimate target)."""
+    return -alpha * grad
 
 
 def difference_target(h_below: Tensor, g_target: Tensor, g_activation: Tensor) -> Tensor:
@@ -52,8 +55,11 @@ def linearized_difference(f: Callable[[Tensor], Tensor], h_below: Tensor, delta:
     return vjp
 
 
-def hybrid_difference(g_tp: Tensor, g_bp: Tensor, lam: float) -> Tensor:
-    """G(t) − G(h) with G = λ·g_bp + (1 − λ)·g_tp, 0 ≤ λ ≤ 1 (Bartunov §5.6 hybrid targets)."""
+def hybrid_difference(g_tp: Tensor | None, g_bp: Tensor | None, lam: float) -> Tensor:
+    """G(t) − G(h) with G = λ·g_bp + (1 − λ)·g_tp, 0 ≤ λ ≤ 1 (Bartunov §5.6 hybrid targets); the
+    term with weight 0 may be None (not computed)."""
     if lam == 0:
         return g_tp
+    if lam == 1:
+        return g_bp
     return lam * g_bp + (1 - lam) * g_tp

@@ -39,12 +39,11 @@ class AuxiliaryOutput(nn.Module):
         """z = σ_z(R·h_{L-1}); (N, *in_shape) -> (N, size)."""
         return self.activation(h_in.flatten(1) @ self.features.t())
 
-    def inverse(self, layer: Layer, y: Tensor, num_classes: int) -> Tensor:
-        """G_L([o, z]) = σ_g(Vᵀ·o + V_zᵀ·z + c); y: (N, C + size) -> (N, *in_shape)."""
-        g = layer.feedback["inverse"]
+    def inverse_linear(self, layer: Layer, y: Tensor, num_classes: int) -> Tensor:
+        """Vᵀ·o + V_zᵀ·z, the linear part of G_L([o, z]) = σ_g(Vᵀ·o + V_zᵀ·z + c);
+        y: (N, C + size) -> (N, *in_shape)."""
         o, z = y[:, :num_classes], y[:, num_classes:]
-        a = layer.linear_transpose(o, g.weight) + (z @ self.weight).view(-1, *layer.in_shape)
-        return g.activation(a if g.bias is None else a + g.bias)
+        return layer.inverse_linear(o) + (z @ self.weight).view(-1, *layer.in_shape)
 
 
 def output_representation(

@@ -52,3 +52,7 @@ class LearnedInverse(nn.Module):
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(bias) if bias is not None else None
         self.activation = make_activation(activation)
+
+    def add_bias(self, a: Tensor) -> Tensor:
+        """Vᵀ·h + c (FW-DTP's G has no c)."""
+        return a if self.bias is None else a + self.bias

@@ -127,13 +127,16 @@ class Layer(nn.Module):
         return self.feedback["inverse"]
 
     def inverse(self, h: Tensor, weight: Tensor | None = None) -> Tensor:
-        """G_l(h) = σ_g(Vᵀ·h + c), h: (N, *out_shape) -> (N, *in_shape). `weight` overrides V.
-        A pooling layer un-pools h first: G_l(h) = σ_g(Vᵀ·unpool(h) + c)."""
+        """G_l(h) = σ_g(Vᵀ·h + c), h: (N, *out_shape) -> (N, *in_shape). `weight` overrides V."""
         g = self.feedback["inverse"]
+        return g.activation(g.add_bias(self.inverse_linear(h, weight)))
+
+    def inverse_linear(self, h: Tensor, weight: Tensor | None = None) -> Tensor:
+        """Vᵀ·h, G_l's linear part; a pooling layer un-pools h first: Vᵀ·unpool(h)."""
         if self.pool is not None:
             h = self.pool.unpool(h)
-        a = self.linear_transpose(h, g.weight if weight is None else weight)
-        return g.activation(a if g.bias is None else a + g.bias)
+        weight = self.feedback["inverse"].weight if weight is None else weight
+        return self.linear_transpose(h, weight)
 
     def build_fixed_feedback(
         self,
