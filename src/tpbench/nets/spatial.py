@@ -122,8 +122,10 @@ class LocallyConnected2d(Spatial2d):
 
     def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
         w = self.weight if weight is None else weight  # (L, O, I)
-        y = y.reshape(y.shape[0], self.conv_shape[0], -1).permute(2, 1, 0)  # (L, O, N)
-        cols = torch.bmm(w.transpose(1, 2), y).permute(2, 1, 0)  # Wᵀ_l y_l: (N, I, L)
+        # the batch as rows, (L, N, O) @ (L, O, I): 1.6x faster forward + backward on CPU than
+        # (L, I, O) @ (L, O, N), whose (N, I, L) transposition for F.fold copies far more slowly
+        y = y.reshape(y.shape[0], self.conv_shape[0], -1).permute(2, 0, 1).contiguous()
+        cols = torch.bmm(y, w).permute(1, 2, 0).contiguous()  # (Wᵀ_l y_l)ᵀ rows: (N, I, L)
         return F.fold(  # sum the receptive fields back onto the input map: (N, C, H, W)
             cols, self.in_shape[1:], self.kernel_size, padding=self.padding, stride=self.stride
         )
