@@ -121,3 +121,12 @@ def test_diverging_run_stops_with_one_sentence_and_keeps_checkpoints(make_cfg, t
     finally:
         Backprop.task_loss = original
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+
+
+def test_rerun_of_a_finished_run_with_ckpt_auto_returns_its_metric(make_cfg, tmp_path):
+    """A sweep trial killed after its last checkpoint (e.g. while testing) is re-run with
+    ckpt_path=auto: nothing is left to train, and the metric comes from the checkpoint."""
+    overrides = ["callbacks=default", "callbacks.progress_bar=null", "ckpt_path=auto"]
+    first = train(make_cfg(overrides))
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert train(make_cfg(overrides)) == first

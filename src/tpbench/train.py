@@ -122,7 +122,10 @@ def train(cfg: DictConfig) -> float:
         for logger in trainer.loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(rule, datamodule=datamodule, ckpt_path=ckpt_path)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics = {
+            **rule.best_scores(),
+            **{k: float(v) for k, v in trainer.callback_metrics.items()},
+        }
         rule.raise_if_diverged()
         if cfg.get("test", True):
             checkpoint = trainer.checkpoint_callback

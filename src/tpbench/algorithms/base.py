@@ -14,6 +14,8 @@ lets a plain Python loop drive `train_step` without a Trainer (benchmarks, tests
 from __future__ import annotations
 
 import logging
+import math
+import warnings
 from collections.abc import Callable
 
 import lightning as L
@@ -201,6 +203,15 @@ class LearningRule(L.LightningModule):
             self.val_acc_best(scores["val/acc"])
             best["val/acc_best"] = self.val_acc_best.compute()
         self.log_dict({**scores, **best}, prog_bar=True)
+
+    def best_scores(self) -> dict[str, float]:
+        """{val/err_best, val/acc_best} so far, as kept in checkpoints; empty before validation.
+        A run resumed from a checkpoint of its last epoch validates nothing and logs none."""
+        bests = {"val/err_best": self.val_err_best, "val/acc_best": self.val_acc_best}
+        with warnings.catch_warnings():  # restored from a checkpoint: no update() in this process
+            warnings.simplefilter("ignore")
+            values = {name: float(metric.compute()) for name, metric in bests.items()}
+        return {name: v for name, v in values.items() if math.isfinite(v)}
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self._scores("test"))
