@@ -171,7 +171,8 @@ class TargetPropagation(LearningRule):
     def compute_targets(self, x: Tensor, y: Tensor, hs: list[Tensor]) -> list[Tensor | None]:
         """[t_1, ..., t_L] = h_l + Δ_l (t_L in the output space), to inspect; training uses the
         steps."""
-        outs = [*hs[:-1], self.output_repr(hs[-1], ([x, *hs])[-2])]
+        h_below_top = hs[-2] if len(hs) > 1 else x
+        outs = [*hs[:-1], self.output_repr(hs[-1], h_below_top)]
         steps = self.target_steps(x, y, hs)
         return [None if s is None else h.detach() + s for h, s in zip(outs, steps, strict=True)]
 
