@@ -22,7 +22,7 @@ RECIPES = sorted(p.name for p in (ROOT / "sweeps").glob("*.sh") if p.name != "li
 QUICK = {
     "bartunov_mnist_fc_dtp_alt", "bartunov_mnist_fc_dfa", "bartunov_mnist_lc_aosdtp",
     "bartunov_mnist_conv_bp", "bartunov_imagenet32_lc_fa", "bartunov_cifar10_fc_aosdtp_aux",
-    "fwdtp_mnist_fc_fwdtp", "ernoult_cifar10_vgg_ldrl",
+    "fwdtp_mnist_fc_fwdtp", "ernoult_cifar10_vgg_ldrl", "tuned20_mnist_fc_ldrl",
 }  # fmt: skip
 
 
