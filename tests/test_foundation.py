@@ -130,3 +130,14 @@ def test_rerun_of_a_finished_run_with_ckpt_auto_returns_its_metric(make_cfg, tmp
     first = train(make_cfg(overrides))
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
     assert train(make_cfg(overrides)) == first
+
+
+def test_optimizer_option_its_class_lacks_is_one_sentence(make_cfg):
+    """The rule configs set Adam's `fused: true`; swapping in an optimizer without it says how."""
+    from tpbench.errors import ConfigError
+
+    cfg = make_cfg(["algo.optimizer._target_=torch.optim.RMSprop"])
+    with pytest.raises(ConfigError, match=r"algo.optimizer cannot be built: .*'fused'.*~algo"):
+        train(cfg)
+    without_fused = ["algo.optimizer._target_=torch.optim.RMSprop", "~algo.optimizer.fused"]
+    assert train(make_cfg(without_fused)) < 0.5  # validation error; chance is 0.9

@@ -25,7 +25,7 @@ from torchmetrics import MaxMetric, MinMetric
 
 from tpbench.algorithms.tasks import make_task
 from tpbench.distributed import check_strategy, rank_reducer
-from tpbench.errors import DivergedError
+from tpbench.errors import ConfigError, DivergedError
 from tpbench.fastpath import LossWatch, check_precision
 from tpbench.nets import Network
 
@@ -90,9 +90,19 @@ class LearningRule(L.LightningModule):
         return self.net(x)
 
     def configure_optimizers(self):
-        optimizers = [self.optimizer_factory(self.net.forward_parameters())]
+        optimizers = [
+            _build_optimizer(
+                "algo.optimizer", self.optimizer_factory, self.net.forward_parameters()
+            )
+        ]
         if self.feedback_optimizer_factory is not None:
-            optimizers.append(self.feedback_optimizer_factory(self.feedback_param_groups()))
+            optimizers.append(
+                _build_optimizer(
+                    "algo.feedback_optimizer",
+                    self.feedback_optimizer_factory,
+                    self.feedback_param_groups(),
+                )
+            )
         if self.scheduler_factory is None:
             return optimizers
         return optimizers, [self.scheduler_factory(optimizers[0])]
@@ -219,3 +229,14 @@ class LearningRule(L.LightningModule):
     def raise_if_diverged(self) -> None:
         if self.diverged:
             raise DivergedError(f"The run diverged: {self.diverged}.")
+
+
+def _build_optimizer(key: str, factory: OptimizerFactory, params) -> torch.optim.Optimizer:
+    """factory(params); an option the optimizer class does not take (e.g. `fused` for RMSprop) is
+    one ConfigError sentence."""
+    try:
+        return factory(params)
+    except TypeError as error:
+        raise ConfigError(
+            f"{key} cannot be built: {error} (drop an option with ~{key}.<name>)."
+        ) from None
