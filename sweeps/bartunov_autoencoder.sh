@@ -11,6 +11,4 @@ glob=${1:-*}
 shift || true
 out=${OUT:-logs/bartunov_autoencoder}
 experiments=$(presets "bartunov_mnist_autoencoder_$glob")
-"$PY" train.py -m "experiment=$experiments" ckpt_path=auto \
-  "hydra.sweep.dir=$out" 'hydra.sweep.subdir=${task_name}' "$@"
-"${TPBENCH[@]}" report "$out"
+run_presets "$out" "$experiments" "$@"

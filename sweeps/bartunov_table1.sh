@@ -11,6 +11,4 @@ glob=${1:-@(mnist|cifar10)_@(fc|lc|conv)_!(*_aux)}
 shift || true
 out=${OUT:-logs/bartunov_table1}
 experiments=$(presets "bartunov_$glob")
-"$PY" train.py -m "experiment=$experiments" ckpt_path=auto \
-  "hydra.sweep.dir=$out" 'hydra.sweep.subdir=${task_name}' "$@"
-"${TPBENCH[@]}" report "$out"
+run_presets "$out" "$experiments" "$@"

@@ -6,6 +6,5 @@
 # Runs land in logs/ernoult_cifar10_vgg/<preset>/ and resume when the script is run again.
 source "$(dirname "$0")/lib.sh"
 out=${OUT:-logs/ernoult_cifar10_vgg}
-"$PY" train.py -m "experiment=$(presets 'ernoult_cifar10_vgg_*')" ckpt_path=auto \
-  "hydra.sweep.dir=$out" 'hydra.sweep.subdir=${task_name}' "$@"
-"${TPBENCH[@]}" report "$out"
+experiments=$(presets 'ernoult_cifar10_vgg_*')
+run_presets "$out" "$experiments" "$@"

@@ -20,6 +20,16 @@ presets() {
   echo "${names[*]}"
 }
 
+# run_presets <out> <presets> [overrides...]: one run per preset (comma-separated names) in
+# <out>/<task_name>, resuming unfinished runs from their last checkpoint; then `tpbench report <out>`
+run_presets() {
+  local out=$1 experiments=$2
+  shift 2
+  "$PY" train.py -m "experiment=$experiments" ckpt_path=auto \
+    "hydra.sweep.dir=$out" 'hydra.sweep.subdir=${task_name}' "$@"
+  "${TPBENCH[@]}" report "$out"
+}
+
 # search_space <preset>: the Bartunov Table 4 search space of the preset's rule
 search_space() {
   case $1 in

@@ -9,6 +9,5 @@ source "$(dirname "$0")/lib.sh"
 glob=${1:-*}
 shift || true
 out=${OUT:-logs/tuned20}
-"$PY" train.py -m "experiment=$(presets "tuned20_$glob")" ckpt_path=auto \
-  "hydra.sweep.dir=$out" 'hydra.sweep.subdir=${task_name}' "$@"
-"${TPBENCH[@]}" report "$out"
+experiments=$(presets "tuned20_$glob")
+run_presets "$out" "$experiments" "$@"
