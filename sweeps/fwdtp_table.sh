@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 glob=${1:-*}
 shift || true
 out=${OUT:-logs/fwdtp_table}
-"$PY" train.py -m "experiment=$(presets "fwdtp_$glob")" "seed=${SEEDS:-1,2,3}" ckpt_path=auto \
+experiments=$(presets "fwdtp_$glob")
+"$PY" train.py -m "experiment=$experiments" "seed=${SEEDS:-1,2,3}" ckpt_path=auto \
   "hydra.sweep.dir=$out" 'hydra.sweep.subdir=${task_name}_seed${seed}' "$@"
 "${TPBENCH[@]}" report "$out"
