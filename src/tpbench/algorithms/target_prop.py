@@ -31,7 +31,6 @@ from tpbench.algorithms.feedback_losses import (
     noise_preserving_loss,
 )
 from tpbench.algorithms.targets import (
-    difference_target,
     gradient_step,
     hybrid_difference,
     linearized_difference,
@@ -229,7 +228,7 @@ class TargetPropagation(LearningRule):
         for k in range(i, len(self.net)):
             r = self.forward_map(k)(r)
         for k in range(len(self.net) - 1, i, -1):
-            r = difference_target(ins[k], self.inverse(k, r), self.inverse(k, outs[k]))
+            r = ins[k] + self.inverse_difference(k, outs[k], r - outs[k])
         return r
 
     # --- the training step -------

@@ -40,11 +40,6 @@ def gradient_step(grad: Tensor, alpha: float) -> Tensor:
     return -alpha * grad
 
 
-def difference_target(h_below: Tensor, g_target: Tensor, g_activation: Tensor) -> Tensor:
-    """t_{l-1} = h_{l-1} + G_l(t_l) − G_l(h_l)  (DTP's difference correction)."""
-    return h_below + (g_target - g_activation)
-
-
 def linearized_difference(f: Callable[[Tensor], Tensor], h_below: Tensor, delta: Tensor) -> Tensor:
     """g_bp(t_l) − g_bp(h_l) = J_F(h_{l-1})ᵀ (t_l − h_l), the exact linearisation of F_l at h_{l-1}
     applied to the difference δ = t_l − h_l (Bartunov §5.6): a vector-Jacobian product of F_l.
