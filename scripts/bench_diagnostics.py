@@ -23,10 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
+from tpbench.benchmark import compose_train
 from tpbench.diagnostics import DiagnosticCallback
 from tpbench.train import build
 
@@ -40,9 +39,8 @@ def default_every(name: str) -> int:
 
 
 def compose_run(rule: str, net: str, data_dir: str, batches: int, out: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[
+    return compose_train(
+        [
             f"algo={rule}", f"net={net}", "data=mnist", f"data.data_dir={data_dir}", "logger=none",
             "callbacks=diagnostics", "callbacks.model_checkpoint=null",
             "callbacks.progress_bar=null", "trainer.max_epochs=1", "test=false",
@@ -50,10 +48,10 @@ def compose_run(rule: str, net: str, data_dir: str, batches: int, out: str):
             "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
             *(f"callbacks.{n}.every_n_steps={MEASURE_EVERY[n]}" for n in NAMES),
             *(f"callbacks.{n}.plot=false" for n in NAMES),
-        ])  # fmt: skip
-    with open_dict(cfg):
-        cfg.paths = {"root_dir": "", "output_dir": out, "log_dir": out, "data_dir": data_dir}
-    return cfg
+        ],
+        out,
+        data_dir,
+    )  # fmt: skip
 
 
 def timed(fn: Callable, sink: list[float]) -> Callable:

@@ -90,26 +90,31 @@ class Result:
         return self.fit_s / self.bare_s - 1
 
 
+def compose_train(overrides: list[str], out: str, data_dir: str | None = None) -> DictConfig:
+    """The composed train config for a script's own run: logs under `out`, data from `data_dir`
+    (default `out`), no Hydra run directory."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths = {"root_dir": "", "output_dir": out, "log_dir": out, "data_dir": data_dir or out}
+    return cfg
+
+
 def compose_run(overrides: list[str], batch: int, steps: int, device: str) -> DictConfig:
     """The composed train config of one timing run: fake data for exactly `steps` batches, no
     validation, logging to no logger, no checkpoints, no progress bar."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "data=fake", f"data.batch_size={batch}", f"data.train_size={batch * steps}",
-                "data.val_size=0", "logger=none", "callbacks=none", "trainer.max_epochs=1",
-                f"+trainer.limit_train_batches={steps}", "+trainer.limit_val_batches=0",
-                "+trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
-                "+trainer.enable_checkpointing=false", f"trainer.accelerator={device}",
-                *overrides,
-            ],
-        )  # fmt: skip
-    out = str(Path(CONFIG_DIR).parent / "logs" / "bench")
-    with open_dict(cfg):
-        cfg.paths = {"root_dir": "", "output_dir": out, "log_dir": out, "data_dir": out}
-    return cfg
+    return compose_train(
+        [
+            "data=fake", f"data.batch_size={batch}", f"data.train_size={batch * steps}",
+            "data.val_size=0", "logger=none", "callbacks=none", "trainer.max_epochs=1",
+            f"+trainer.limit_train_batches={steps}", "+trainer.limit_val_batches=0",
+            "+trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
+            "+trainer.enable_checkpointing=false", f"trainer.accelerator={device}",
+            *overrides,
+        ],
+        str(Path(CONFIG_DIR).parent / "logs" / "bench"),
+    )  # fmt: skip
 
 
 def make_clock(kind: str, device: torch.device) -> Callable[[], float]:
