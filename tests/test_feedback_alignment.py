@@ -19,6 +19,7 @@ from tpbench.algorithms.direct_feedback_alignment import (
 )
 from tpbench.algorithms.feedback_alignment import FeedbackAlignment
 from tpbench.errors import ConfigError
+from tpbench.nets import Dense, Network
 from tpbench.nets.architectures import conv, fc, lc
 from tpbench.train import build
 
@@ -94,6 +95,45 @@ def test_fa_with_feedback_equal_to_weights_is_backprop(make_net):
     fit_steps(bp, xy)
     fit_steps(fa, xy)
     assert_same_updates(fa, bp)
+
+
+class SkipDense(Dense):
+    """A block the rules know nothing about: h = σ(W·x + b) + x, with a batch standardisation of
+    the skip path, written only as its own forward pass (a route passes through untouched)."""
+
+    def forward(self, x, route=None):
+        skip = (x - x.mean(0)) / (x.std(0) + 1e-5)
+        return super().forward(x, route) + skip
+
+
+def residual_net():
+    torch.manual_seed(0)
+    return Network([Dense((1, 6, 6), 7), SkipDense((7,), 7), SkipDense((7,), 7), Dense((7,), 5)])
+
+
+@pytest.mark.parametrize("kind", ["fa", "usf", "frsf", "brsf"])
+def test_feedback_alignment_on_a_residual_block_with_b_equal_w_is_backprop(kind):
+    """A block with a skip connection and a normalisation trains under FA and sign-symmetry
+    without touching the rule: with B = W (sign-symmetry: |R| = |W|) the updates are BP's."""
+    bp = Backprop(residual_net(), SGD)
+    rule = FeedbackAlignment(residual_net(), SGD, feedback=kind, feedback_seed=1)
+    if kind == "brsf":  # its magnitudes are redrawn every step: check the route directly
+        rule.redraw_magnitudes = lambda: None
+    for layer in rule.net:
+        magnitude = layer.weight.detach() if kind in ("fa", "frsf", "brsf") else None
+        if magnitude is None:  # uSF: B = s·sign(W) equals W only when |W| = s everywhere
+            layer.weight.data = layer.weight.detach().sign() * 0.3
+            bp.net[list(rule.net).index(layer)].weight.data = layer.weight.detach().clone()
+            magnitude = torch.tensor(0.3)
+        layer.feedback["B"].weight = magnitude.abs() if kind != "fa" else magnitude.clone()
+    xy = [batch(rule.net.in_shape, 5)]
+    fit_steps(bp, xy)
+    fit_steps(rule, xy)
+    assert_same_updates(rule, bp)
+    # and random feedback does change the updates below the top through the skip blocks
+    random_fa = FeedbackAlignment(residual_net(), SGD, feedback="fa", feedback_seed=1)
+    fit_steps(random_fa, xy)
+    assert not torch.allclose(grads_and_params(random_fa)[0][0], grads_and_params(bp)[0][0])
 
 
 def test_fa_random_feedback_differs_from_backprop_below_the_top():

@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
-from tpbench.fastpath import compile_layers
 
 log = logging.getLogger("tpbench")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -56,7 +55,7 @@ def build(cfg: DictConfig):
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     rule.check_trainer(trainer)  # DDP strategy and 16-bit precision, before any data is read
     if cfg.get("compile"):
-        compile_layers(net)
+        net.compile_layers()
     n_fwd = sum(p.numel() for p in net.forward_parameters())
     n_fb = sum(p.numel() for p in net.feedback_parameters())
     log.info(

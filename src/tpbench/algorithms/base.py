@@ -7,7 +7,7 @@ steps an optional LR scheduler by hand each epoch, and stops a run whose loss be
 
 Every optimizer step goes through Lightning (`self.forward_optimizer.step()`), which is where
 `trainer=ddp` averages the optimizer's gradients over the ranks (tpbench.distributed). Nothing in
-`training_step` reads a value back to the host (see tpbench.fastpath). `standalone_optimizers()`
+`training_step` reads a value back to the host (see loss_watch.py). `standalone_optimizers()`
 lets a plain Python loop drive `train_step` without a Trainer (benchmarks, tests).
 """
 
@@ -26,17 +26,24 @@ from torchmetrics import MaxMetric, MinMetric
 from tpbench.algorithms.tasks import make_task
 from tpbench.distributed import check_strategy, rank_reducer
 from tpbench.errors import ConfigError, DivergedError
-from tpbench.fastpath import LossWatch, check_precision
+from tpbench.algorithms.loss_watch import LossWatch
 from tpbench.nets import Network
 
 log = logging.getLogger(__name__)
 
 PHASES = ("train", "val", "test")
+LOW_PRECISION = ("16", "bf16", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
 class LearningRule(L.LightningModule):
     """Base class; `feedback_optimizer` is None for rules without learned feedback weights."""
+
+    # May this rule train in bf16/fp16? Yes where updates are products of errors and activations,
+    # like backprop's (BP, FA, sign-symmetry, DFA). Not for the target-propagation family: its
+    # targets and feedback losses are small differences of nearly equal quantities
+    # (h + G(t) − G(h), G(F(h+ε)) − G(F(h))), which 16-bit rounding (relative error ~4e-3) erases.
+    low_precision_safe = False
 
     def __init__(
         self,
@@ -139,7 +146,14 @@ class LearningRule(L.LightningModule):
         """One ConfigError sentence when this rule cannot train with the trainer's strategy (only
         tpbench's GradientSyncDDP averages gradients correctly) or 16-bit precision."""
         check_strategy(trainer.strategy)
-        check_precision(self, trainer.precision)
+        precision = trainer.precision
+        if str(precision) in LOW_PRECISION and not self.low_precision_safe:
+            raise ConfigError(
+                f"trainer.precision={precision} is not supported by {type(self).__name__}: its "
+                "targets and feedback losses are small differences that 16-bit rounding erases; "
+                "use trainer.precision=32-true (16-bit is allowed for BP, FA, sign-symmetry and "
+                "DFA)."
+            )
 
     def setup(self, stage: str) -> None:
         self.check_trainer(self.trainer)

@@ -47,6 +47,8 @@ def direct_signal(e: Tensor, feedback: Tensor) -> Tensor:
 class DirectFeedbackAlignment(LearningRule):
     """DFA; D_l ~ U(−s, s) or N(0, s²), s = Glorot bound of (num_classes, |h_l|) by default."""
 
+    low_precision_safe = True  # updates are error x activation products, like backprop's
+
     def __init__(
         self,
         net: Network,

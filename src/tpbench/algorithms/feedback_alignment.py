@@ -2,8 +2,10 @@
 
 One forward and one backward pass, like backprop, except that each layer sends the error down
 with a feedback tensor B_l of W_l's shape in place of W_l: ∂ℓ/∂h_{l-1} = B_lᵀ·δ_l, applied with
-the layer's own transposed structure (`layer.linear_transpose`), so dense, locally-connected and
-conv layers all work. The weight gradient ∂ℓ/∂W_l = δ_l·h_{l-1}ᵀ is the true one.
+the layer's own transposed structure, so dense, locally-connected and conv layers all work. The
+weight gradient ∂ℓ/∂W_l = δ_l·h_{l-1}ᵀ is the true one. The net runs its own forward pass with
+the `AlignedFeedback` route (tpbench.nets.routes), so whatever a block adds (a skip connection,
+a normalisation) is kept.
 
 `feedback` picks B_l:
 - `fa`:   B_l fixed random (distribution and scale configurable; default like W's init);
@@ -24,50 +26,7 @@ from tpbench.algorithms.base import LearningRule
 from tpbench.errors import ConfigError
 from tpbench.nets import Layer, Network
 from tpbench.nets.feedback import FixedFeedback
-
-FEEDBACK_KINDS = ("fa", "usf", "frsf", "brsf")
-
-
-class FeedbackRoute(torch.autograd.Function):
-    """Identity on a = W·sg(x) whose backward also sends Bᵀ·δ to x.
-
-    `a` is computed from the detached input, so autograd gives W its true gradient δ·xᵀ through
-    the forward op itself; this node adds the one thing FA changes, ∂ℓ/∂x = Bᵀ·δ, applied with
-    the layer's structure. No extra forward op, no nested backward. B is `feedback`, or, for
-    sign-symmetry, |feedback| with the signs of `signs_of` (= W), built in the backward and only
-    where it is used (not for the first layer, whose input is the data).
-    """
-
-    @staticmethod
-    def forward(ctx, a, x, feedback, signs_of, layer):
-        ctx.layer = layer
-        ctx.save_for_backward(feedback, signs_of)
-        return a.view_as(a)
-
-    @staticmethod
-    def backward(ctx, delta: Tensor):
-        if not ctx.needs_input_grad[1]:
-            return delta, None, None, None, None
-        feedback, signs_of = ctx.saved_tensors
-        if signs_of is not None:  # |R|·sign(W) (s·sign(W) for a 0-d s), in one op
-            feedback = sign_symmetric(feedback, signs_of)
-        grad_x = ctx.layer.linear_transpose(delta, feedback.to(delta.dtype))  # Bᵀ·δ: (N, *in)
-        return delta, grad_x, None, None, None
-
-
-def sign_symmetric(magnitude: Tensor, weight: Tensor) -> Tensor:
-    """B = |magnitude| ⊙ sign(W), W's shape; copysign takes sign(0) as + (W is never exactly 0
-    in practice)."""
-    return torch.copysign(magnitude.expand_as(weight), weight)
-
-
-def feedback_forward(
-    layer: Layer, x: Tensor, feedback: Tensor, signs_of: Tensor | None = None
-) -> Tensor:
-    """h = σ(W·x + b) [then the layer's max-pool], with B in W's place on the way back."""
-    a = FeedbackRoute.apply(layer.linear(x.detach()), x, feedback, signs_of, layer)
-    h = layer.activation(a if layer.bias is None else a + layer.bias)  # (N, *out_shape)
-    return h if layer.pool is None else layer.pool(h)
+from tpbench.nets.routes import ROUTE_KINDS, AlignedFeedback
 
 
 def default_scale(weight: Tensor, feedback: str, distribution: str) -> float:
@@ -80,6 +39,8 @@ def default_scale(weight: Tensor, feedback: str, distribution: str) -> float:
 class FeedbackAlignment(LearningRule):
     """FA and the sign-symmetry variants; see the module docstring for `feedback`."""
 
+    low_precision_safe = True  # updates are error x activation products, like backprop's
+
     def __init__(
         self,
         net: Network,
@@ -91,12 +52,13 @@ class FeedbackAlignment(LearningRule):
         **kwargs,
     ):
         super().__init__(net, optimizer, **kwargs)
-        if feedback not in FEEDBACK_KINDS:
+        if feedback not in ROUTE_KINDS:
             raise ConfigError(
                 f"Unknown feedback '{feedback}' for FeedbackAlignment; valid: "
-                f"{', '.join(FEEDBACK_KINDS)}."
+                f"{', '.join(ROUTE_KINDS)}."
             )
         self.feedback_kind, self.feedback_seed = feedback, feedback_seed
+        self.route = AlignedFeedback(feedback)
         self.feedback_distribution = feedback_distribution
         generator = torch.Generator().manual_seed(feedback_seed)
         self.scales: list[float] = []  # per layer: R's scale (fa, frsf, brsf) or s (usf)
@@ -115,10 +77,7 @@ class FeedbackAlignment(LearningRule):
 
     def feedback_weight(self, layer: Layer) -> Tensor:
         """B_l for this step (W's shape): B, or s·sign(W) (uSF), or |R| ⊙ sign(W) (fr/brSF)."""
-        stored = layer.feedback["B"].weight
-        return (
-            stored if self.feedback_kind == "fa" else sign_symmetric(stored, layer.weight.detach())
-        )
+        return self.route.feedback_weight(layer)
 
     def redraw_magnitudes(self) -> None:
         """brSF: new |R_l| for every layer but the first (whose B is never used: its input is
@@ -139,10 +98,7 @@ class FeedbackAlignment(LearningRule):
         if self.feedback_kind == "brsf":
             self.redraw_magnitudes()
         optimizer = self.forward_optimizer
-        h = x
-        for layer in self.net:
-            signs_of = None if self.feedback_kind == "fa" else layer.weight.detach()
-            h = feedback_forward(layer, h, layer.feedback["B"].weight, signs_of)
+        h = self.net(x, route=self.route)  # the net's own forward; B_lᵀ·δ on the way back
         loss = self.task_loss(h, y)
         optimizer.zero_grad()
         self.manual_backward(loss)

@@ -4,6 +4,8 @@ Every layer exposes the structured map with any weight of W's shape (`linear`) a
 (`linear_transpose`, the vector-Jacobian product of `linear` w.r.t. its input), so a feedback
 pathway with its own weights of W's shape computes "Vᵀ·" with the same structure as the forward op.
 Feedback pathways built on request live in `layer.feedback` and are never forward parameters.
+A layer owns its forward pass under every rule: a rule that changes how the error flows back
+through W·x (feedback alignment) passes a `route` to `forward` (see routes.py).
 A spatial layer may end with max-pooling (`layer.pool`, see pooling.py): h = pool(σ(W·x + b));
 its learned inverse then un-pools first, so `inverse` always maps out_shape to in_shape.
 """
@@ -73,14 +75,15 @@ class Layer(nn.Module):
         raise NotImplementedError
 
     # --- forward pathway ----------------------------------------------------------------------
-    def preactivation(self, x: Tensor) -> Tensor:
-        """a = W·x + b."""
-        a = self.linear(x)
+    def preactivation(self, x: Tensor, route=None) -> Tensor:
+        """a = W·x + b; a feedback `route` (tpbench.nets.routes) computes W·x and decides what
+        W·x sends back to x (backprop's Wᵀ·δ when None)."""
+        a = self.linear(x) if route is None else route(self, x)
         return a if self.bias is None else a + self.bias
 
-    def forward(self, x: Tensor) -> Tensor:
-        """h = σ(W·x + b), or pool(σ(W·x + b)) for a pooling layer."""
-        h = self.activation(self.preactivation(x))
+    def forward(self, x: Tensor, route=None) -> Tensor:
+        """h = σ(W·x + b), or pool(σ(W·x + b)) for a pooling layer; `route` as in preactivation."""
+        h = self.activation(self.preactivation(x, route))
         return h if self.pool is None else self.pool(h)
 
     def forward_parameters(self) -> list[nn.Parameter]:

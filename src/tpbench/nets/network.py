@@ -33,19 +33,26 @@ class Network(nn.Module):
     def out_shape(self) -> tuple[int, ...]:
         return self.layers[-1].out_shape
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, route=None) -> Tensor:
+        """h_L; `route` (tpbench.nets.routes) is handed to every layer: how W·x sends errors back."""
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, route)
         return x
 
-    def forward_all(self, x: Tensor, detach: bool = False) -> list[Tensor]:
+    def forward_all(self, x: Tensor, detach: bool = False, route=None) -> list[Tensor]:
         """[h_1, ..., h_L]; with detach=True each layer's input is cut from the graph, so a loss
         on h_l reaches only layer l's parameters (layer-local losses)."""
         activations = []
         for layer in self.layers:
-            x = layer(x.detach() if detach else x)
+            x = layer(x.detach() if detach else x, route)
             activations.append(x)
         return activations
+
+    def compile_layers(self) -> None:
+        """torch.compile every layer's forward in place; used by every rule's forward pass and by
+        evaluation (rule-specific feedback computations, inverses G_l, stay eager)."""
+        for layer in self.layers:
+            layer.compile()
 
     def forward_parameters(self) -> list[nn.Parameter]:
         return [p for layer in self.layers for p in layer.forward_parameters()]

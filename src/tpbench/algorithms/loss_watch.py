@@ -1,20 +1,12 @@
-"""What keeps training fast on an accelerator: no host synchronisation inside a training step, an
-optional `torch.compile` of the layers, and the check of which rules may train in 16-bit precision.
+"""The divergence watch every rule's training step uses: losses summed on the device, read late.
 
-- `LossWatch` sums the training losses on the device (one op per step). Their epoch mean is
-  logged once per epoch, and a NaN/inf loss is noticed without reading it on the host each step:
-  NaN and inf survive a sum, a copy of the sum is started every N steps and read N steps later,
-  when it has long arrived; the epoch's end reads it at once. Under DDP the sum is first added
-  over the ranks: the logged mean is the global batch's, and every rank stops at the same step.
-  (Lightning's `self.log` costs ~0.3 ms of Python per call, a few % of a small net's step, so the
-  per-step loss is only logged on the steps Lightning writes to the loggers.)
-- `compile_layers` compiles every layer's forward (used by every rule's forward pass and by
-  evaluation); rule-specific feedback computations (B_l routes, inverses G_l) stay eager.
-- `check_precision`: bf16/fp16 are safe for BP, FA (and sign-symmetry) and DFA, whose updates are
-  products of errors and activations like backprop's. They are refused for the target-propagation
-  family: its targets and feedback losses are small differences of nearly equal quantities
-  (h + G(t) − G(h), G(F(h+ε)) − G(F(h))), which 16-bit rounding (8 bits of mantissa for bf16,
-  relative error ~4e-3) erases.
+`LossWatch` sums the training losses on the device (one op per step). Their epoch mean is logged
+once per epoch, and a NaN/inf loss is noticed without reading it on the host each step: NaN and
+inf survive a sum, a copy of the sum is started every N steps and read N steps later, when it has
+long arrived; the epoch's end reads it at once. Under DDP the sum is first added over the ranks:
+the logged mean is the global batch's, and every rank stops at the same step. (Lightning's
+`self.log` costs ~0.3 ms of Python per call, a few % of a small net's step, so the per-step loss
+is only logged on the steps Lightning writes to the loggers.)
 """
 
 from __future__ import annotations
@@ -24,10 +16,6 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-
-from tpbench.errors import ConfigError
-
-LOW_PRECISION = ("16", "bf16", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
 
 
 class LossWatch:
@@ -86,24 +74,3 @@ class LossWatch:
     @staticmethod
     def _verdict(value: float, where: str) -> str | None:
         return None if math.isfinite(value) else f"training loss became {value} {where}"
-
-
-def compile_layers(net: torch.nn.Module) -> None:
-    """torch.compile every layer's forward in place (`module.compile()`)."""
-    for layer in net:
-        layer.compile()
-
-
-def check_precision(rule: object, precision: str | int | None) -> None:
-    """Refuse 16-bit training for rules whose math 16-bit rounding breaks (module docstring)."""
-    from tpbench.algorithms.backprop import Backprop
-    from tpbench.algorithms.direct_feedback_alignment import DirectFeedbackAlignment
-    from tpbench.algorithms.feedback_alignment import FeedbackAlignment
-
-    safe = (Backprop, FeedbackAlignment, DirectFeedbackAlignment)
-    if str(precision) in LOW_PRECISION and not isinstance(rule, safe):
-        raise ConfigError(
-            f"trainer.precision={precision} is not supported by {type(rule).__name__}: its targets "
-            "and feedback losses are small differences that 16-bit rounding erases; use "
-            "trainer.precision=32-true (16-bit is allowed for BP, FA, sign-symmetry and DFA)."
-        )
