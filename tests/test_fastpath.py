@@ -14,9 +14,9 @@ from omegaconf import open_dict
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.test_ddp import fit_weights, run_config
+from tpbench.algorithms.loss_watch import LossWatch
 from tpbench.benchmark import LiveTensorBytes, measure, table
 from tpbench.errors import ConfigError
-from tpbench.algorithms.loss_watch import LossWatch
 from tpbench.train import build, train
 
 RULES = ["bp", "fa", "dfa", "dtp", "ldrl", "fwdtp"]

@@ -9,6 +9,7 @@ from tpbench.algorithms.base import LearningRule
 
 class Backprop(LearningRule):
     low_precision_safe = True  # updates are error x activation products, like backprop's
+
     def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """W ← W − η ∂ℓ/∂W, gradients from autograd through the whole net."""
         optimizer = self.forward_optimizer

@@ -23,10 +23,10 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MaxMetric, MinMetric
 
+from tpbench.algorithms.loss_watch import LossWatch
 from tpbench.algorithms.tasks import make_task
 from tpbench.distributed import check_strategy, rank_reducer
 from tpbench.errors import ConfigError, DivergedError
-from tpbench.algorithms.loss_watch import LossWatch
 from tpbench.nets import Network
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ class Network(nn.Module):
         return self.layers[-1].out_shape
 
     def forward(self, x: Tensor, route=None) -> Tensor:
-        """h_L; `route` (tpbench.nets.routes) is handed to every layer: how W·x sends errors back."""
+        """h_L; `route` (tpbench.nets.routes), handed to every layer, sets how W·x sends errors."""
         for layer in self.layers:
             x = layer(x, route)
         return x
