@@ -43,7 +43,7 @@ def test_dtp_top_target_is_a_gradient_step_on_the_reconstruction_error(make_cfg)
     h = hs[-2].detach().requires_grad_(True)
     per_sample_sum = 0.5 * (rule.net[-1](h) - target).pow(2).sum()  # Σ_n ℓ_n
     (grad,) = torch.autograd.grad(per_sample_sum, h)  # row n: ∂ℓ_n/∂h_{L-1,n}
-    assert torch.allclose(t, hs[-2] - rule.opts.top_step * grad, atol=1e-6)
+    assert torch.allclose(t, hs[-2] - rule.top_target.alpha * grad, atol=1e-6)
 
 
 def test_aosdtp_refuses_reconstruction(make_cfg):

@@ -54,8 +54,8 @@ def run_config(algo: str, trainer: str, batch_size: int, out: Path):
         cfg.algo.optimizer = OmegaConf.create(sgd)
         if cfg.algo.get("feedback_optimizer") is not None:
             cfg.algo.feedback_optimizer = OmegaConf.create(sgd)
-        if "noise" in cfg.algo:
-            cfg.algo.noise = 0.0  # σ = 0: no per-rank noise
+        if cfg.algo.get("inverse_loss") is not None:
+            cfg.algo.inverse_loss.sigma = 0.0  # σ = 0: no per-rank noise
     return cfg
 
 

@@ -89,8 +89,8 @@ def test_dtp_alignment_moves_with_hybrid_lambda(make_cfg, tmp_path):
     """λ = 1 (exact linearised inverses g_bp): DTP's updates are α·(BP's gradient) on every hidden
     layer and J_F·J_G = J_F·J_Fᵀ has only positive eigenvalues; lower λ tilts the updates away."""
     step = 0.01
-    common = ["algo=dtp", f"algo.top_step={step}"]
-    _, _, exact = fit(make_cfg, [*common, "algo.hybrid=1"])
+    common = ["algo=dtp", f"algo.top_target.alpha={step}"]
+    _, _, exact = fit(make_cfg, [*common, "algo.feedback.hybrid=1"])
     for layer, angles in values(exact, "update_angle").items():
         assert max(angles) < 0.01, layer
     ratios = values(exact, "update_norm_ratio")
@@ -104,7 +104,7 @@ def test_dtp_alignment_moves_with_hybrid_lambda(make_cfg, tmp_path):
     first = {}
     for lam in (0.5, 0.0):
         _, _, history = fit(
-            make_cfg, [*common, f"algo.hybrid={lam}", "+trainer.limit_train_batches=1"]
+            make_cfg, [*common, f"algo.feedback.hybrid={lam}", "+trainer.limit_train_batches=1"]
         )
         first[lam] = {k: v[0] for k, v in values(history, "update_angle").items()}
     for layer in ("L1", "L2"):  # L3 gets Lee's gradient target, L4 the task loss: BP at any λ

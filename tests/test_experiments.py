@@ -64,7 +64,7 @@ def test_presets_carry_table5_adam_values(name, key, adam):
 @pytest.mark.parametrize(("name", "alpha", "sigma"), TABLE5_SCALARS)
 def test_presets_carry_table5_alpha_and_sigma(name, alpha, sigma):
     algo = OmegaConf.load(CONF / "experiment" / f"{name}.yaml").algo
-    assert (algo.top_step, algo.noise) == (alpha, sigma)
+    assert (algo.top_target.alpha, algo.inverse_loss.sigma) == (alpha, sigma)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -69,7 +69,7 @@ def test_training_step_never_waits_for_the_device(algo, tmp_path):
     """SGD (Adam's step counters are host tensors on a GPU, but device tensors in a CPU test)."""
     cfg = run_config(algo, "cpu", 16, tmp_path)
     if algo == "drl":
-        cfg.algo.noise = 0.1  # DRL divides by σ²
+        cfg.algo.inverse_loss.sigma = 0.1  # DRL divides by σ²
     datamodule, rule, trainer = build(cfg)
     watch = WatchSteps()
     trainer.callbacks.append(watch)

@@ -74,9 +74,10 @@ def test_report_reads_trial_states_and_reasons_from_optuna_storage(sweep):
 
 
 def test_rule_label_marks_the_alternating_schedule():
-    cfg = OmegaConf.create({"algo": {"_target_": "a.DTP", "schedule": "alternating"}})
+    alternating = {"_target_": "tpbench.algorithms.target_propagation.schedules.Alternating"}
+    cfg = OmegaConf.create({"algo": {"_target_": "a.DTP", "schedule": alternating}})
     assert rule_label(cfg, OmegaConf.create({"algo": "dtp"})) == "dtp_alt"
-    cfg.algo.schedule = "parallel"
+    cfg.algo.schedule._target_ = "tpbench.algorithms.target_propagation.schedules.Parallel"
     assert rule_label(cfg, OmegaConf.create({"algo": "dtp"})) == "dtp"
     assert rule_label(OmegaConf.create({"algo": {"_target_": "a.FA"}}), {"algo": "fa"}) == "fa"
 

@@ -13,10 +13,13 @@ import functools
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
-from tpbench.algorithms import tp_rules
+from tpbench.catalog import CONFIG_DIR
 from tpbench.errors import ConfigError
 from tpbench.nets.architectures import conv, fc, lc
+from tpbench.train import instantiate
 
 
 @pytest.fixture(autouse=True)
@@ -38,12 +41,23 @@ NETS = {  # tiny nets of every family, on 1x8x8 inputs: LC, conv, conv with max-
 }
 
 
-def make_rule(cls=tp_rules.DTP, hidden=(5, 4, 4), seed=0, net=None, **options):
+def algo_config(algo: str, overrides=()):
+    """The rule's config node as `algo=<algo>` composes it (its YAML and the parts it names)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=[f"algo={algo}", *overrides]).algo
+
+
+def make_rule(algo="dtp", hidden=(5, 4, 4), seed=0, net=None, top_step=None, overrides=()):
+    """The rule built from its YAML around a tiny float64 net; `top_step` sets the top target's
+    α or β (whichever it has)."""
+    cfg = algo_config(algo, overrides)
+    if top_step is not None:
+        cfg.top_target["alpha" if "alpha" in cfg.top_target else "beta"] = top_step
     torch.manual_seed(seed)
     net = fc((6,), 3, hidden=hidden) if net is None else NETS[net]()
-    feedback = None if cls is tp_rules.FWDTP else ADAM
-    rule = cls(net, ADAM, feedback, **options).double()
-    return rule
+    feedback = None if cfg.feedback_optimizer is None else ADAM
+    return instantiate(cfg, net=net, optimizer=ADAM, feedback_optimizer=feedback).double()
 
 
 def batch(n=8, seed=1, shape=(6,)):
@@ -71,44 +85,45 @@ def cosine(a, b):
 
 
 @pytest.mark.parametrize(
-    "cls,options",
+    "algo,overrides",
     [
-        (tp_rules.DTP, {}),
-        (tp_rules.LDRL, {}),
-        (tp_rules.FWDTP, {}),
-        (tp_rules.SDTP, {}),  # t_L = o + β(onehot − o) = o
-        (tp_rules.AOSDTP, {"aux_size": 7}),
-        (tp_rules.SDTP, {"last_layer_loss": "target"}),
-        (tp_rules.DTP, {"hybrid": 0.5}),
+        ("dtp", []),
+        ("ldrl", []),
+        ("fwdtp", []),
+        ("sdtp", []),  # t_L = o + β(onehot − o) = o
+        ("aosdtp", ["algo.top_target.size=7"]),
+        ("sdtp", ["algo.top_target.last_layer_on_target=true"]),
+        ("dtp", ["algo.feedback.hybrid=0.5"]),
     ],
 )
-def test_top_step_zero_gives_targets_equal_to_activations(cls, options):
-    rule = make_rule(cls, top_step=0.0, **options)
+def test_top_step_zero_gives_targets_equal_to_activations(algo, overrides):
+    rule = make_rule(algo, top_step=0.0, overrides=overrides)
     x, y = batch()
     hs = rule.net.forward_all(x, detach=True)
     targets = rule.compute_targets(x, y, hs)
     for i in range(len(hs) - 1):
         torch.testing.assert_close(targets[i], hs[i].detach(), rtol=0, atol=1e-12)
     losses = rule.forward_losses(x, y, hs, rule.target_steps(x, y, hs))
-    local = losses if rule.opts.last_layer_loss == "target" else losses[:-1]
+    on_target = getattr(rule.top_target, "last_layer_on_target", False)
+    local = losses if on_target else losses[:-1]
     assert all(loss.item() < 1e-20 for loss in local)
 
 
-@pytest.mark.parametrize("cls", [tp_rules.DTP, tp_rules.LDRL, tp_rules.FWDTP])
+@pytest.mark.parametrize("algo", ["dtp", "ldrl", "fwdtp"])
 @pytest.mark.parametrize("step", [1e-3, 0.3])
-def test_exact_linearised_inverse_gives_bp_updates(cls, step):
+def test_exact_linearised_inverse_gives_bp_updates(algo, step):
     """G_l = g_bp (hybrid λ = 1): every layer's update is parallel to BP's gradient. The map is
     linear, so this holds for any step; the last layer's target loss gives β·∂ℓ/∂θ_L too."""
-    rule = make_rule(cls, top_step=step, hybrid=1.0)
+    rule = make_rule(algo, top_step=step, overrides=["algo.feedback.hybrid=1"])
     x, y = batch()
     for ours, theirs in zip(forward_grads(rule, x, y), bp_grads(rule, x, y), strict=True):
         assert cosine(ours, theirs) > 0.99
 
 
 @pytest.mark.parametrize("net", NETS)
-@pytest.mark.parametrize("cls", [tp_rules.DTP, tp_rules.LDRL])
-def test_exact_linearised_inverse_gives_bp_updates_on_spatial_nets(net, cls):
-    rule = make_rule(cls, net=net, top_step=0.01, hybrid=1.0)
+@pytest.mark.parametrize("algo", ["dtp", "ldrl"])
+def test_exact_linearised_inverse_gives_bp_updates_on_spatial_nets(net, algo):
+    rule = make_rule(algo, net=net, top_step=0.01, overrides=["algo.feedback.hybrid=1"])
     x, y = batch(4, shape=(1, 8, 8))
     for ours, theirs in zip(forward_grads(rule, x, y), bp_grads(rule, x, y), strict=True):
         assert cosine(ours, theirs) > 0.99
@@ -117,7 +132,7 @@ def test_exact_linearised_inverse_gives_bp_updates_on_spatial_nets(net, cls):
 @pytest.mark.parametrize("net", NETS)
 def test_targets_and_inverse_losses_on_spatial_nets(net):
     """Targets have the activations' shapes; each inverse loss reaches only its own G."""
-    rule = make_rule(tp_rules.LDRL, net=net)
+    rule = make_rule("ldrl", net=net)
     x, y = batch(4, shape=(1, 8, 8))
     hs = rule.net.forward_all(x, detach=True)
     targets = rule.compute_targets(x, y, hs)
@@ -134,7 +149,7 @@ def test_targets_and_inverse_losses_on_spatial_nets(net):
 
 def test_dtp_hidden_updates_are_alpha_times_bp():
     """With t_{L-1} = h_{L-1} − α ∂ℓ_n/∂h_{L-1} and g_bp, hidden updates are exactly α·BP."""
-    rule = make_rule(top_step=0.2, hybrid=1.0)
+    rule = make_rule(top_step=0.2, overrides=["algo.feedback.hybrid=1"])
     x, y = batch()
     ours, theirs = forward_grads(rule, x, y), bp_grads(rule, x, y)
     for a, b in zip(ours[:-1], theirs[:-1], strict=True):
@@ -150,9 +165,9 @@ def test_learned_inverse_targets_are_not_bp():
     assert min(cosines[:-2]) < 0.99
 
 
-@pytest.mark.parametrize("cls", [tp_rules.DTP, tp_rules.AOSDTP, tp_rules.LDRL])
-def test_each_local_loss_reaches_only_its_own_layer(cls):
-    rule = make_rule(cls)
+@pytest.mark.parametrize("algo", ["dtp", "aosdtp", "ldrl"])
+def test_each_local_loss_reaches_only_its_own_layer(algo):
+    rule = make_rule(algo)
     x, y = batch()
     hs = rule.net.forward_all(x, detach=True)
     losses = rule.forward_losses(x, y, hs, rule.target_steps(x, y, hs))
@@ -175,7 +190,7 @@ def feedback_inputs(rule, x):
 
 @pytest.mark.parametrize("loss", ["noise_preserving", "denoising", "ldrl", "drl"])
 def test_each_inverse_loss_reaches_only_its_own_inverse(loss):
-    rule = make_rule(tp_rules.LDRL, feedback_loss=loss)
+    rule = make_rule("ldrl", overrides=[f"algo/inverse_loss={loss}"])
     x, _ = batch()
     ins, outs = feedback_inputs(rule, x)
     for j, i in enumerate(rule.inverse_ids):
@@ -199,7 +214,7 @@ def dense_g(layer, y):  # G(y) = tanh(Vᵀ y + c) (σ_g = tanh, the activation b
 
 
 def test_ldrl_loss_matches_its_formula():
-    rule = make_rule(tp_rules.LDRL, noise=0.3)
+    rule = make_rule("ldrl", overrides=["algo.inverse_loss.sigma=0.3"])
     x, _ = batch()
     ins, outs = feedback_inputs(rule, x)
     for j, i in enumerate(rule.inverse_ids):
@@ -215,7 +230,7 @@ def test_ldrl_loss_matches_its_formula():
 
 def test_drl_loss_matches_its_formula():
     sigma = 0.2
-    rule = make_rule(tp_rules.DRL, noise=sigma)
+    rule = make_rule("drl", overrides=[f"algo.inverse_loss.sigma={sigma}"])
     x, _ = batch()
     ins, outs = feedback_inputs(rule, x)
     layers = list(rule.net)
@@ -233,16 +248,13 @@ def test_drl_loss_matches_its_formula():
         torch.testing.assert_close(rule.feedback_loss(j, ins[i], outs[i], noise), expected)
 
 
-@pytest.mark.parametrize("cls", [tp_rules.SDTP, tp_rules.AOSDTP])
-def test_label_step_damps_the_label_target(cls):
+@pytest.mark.parametrize("algo", ["sdtp", "aosdtp"])
+def test_label_step_damps_the_label_target(algo):
     """t_L = o + β(onehot − o) on the prediction o = softmax(h_L); β = 1 is the label itself."""
     x, y = batch()
     for beta in (1.0, 0.25):
-        rule = (
-            make_rule(cls, top_step=beta, aux_size=4)
-            if cls is tp_rules.AOSDTP
-            else make_rule(cls, top_step=beta)
-        )
+        size = ["algo.top_target.size=4"] if algo == "aosdtp" else []
+        rule = make_rule(algo, top_step=beta, overrides=size)
         hs = rule.net.forward_all(x, detach=True)
         o = torch.softmax(hs[-1], dim=1).detach()
         t_o = rule.compute_targets(x, y, hs)[-1][:, :3]
@@ -250,7 +262,7 @@ def test_label_step_damps_the_label_target(cls):
 
 
 def test_aux_output_targets_keep_z_and_use_the_label():
-    rule = make_rule(tp_rules.AOSDTP, aux_size=7)
+    rule = make_rule("aosdtp", overrides=["algo.top_target.size=7"])
     x, y = batch()
     hs = rule.net.forward_all(x, detach=True)
     targets = rule.compute_targets(x, y, hs)
@@ -261,7 +273,7 @@ def test_aux_output_targets_keep_z_and_use_the_label():
 
 
 def test_vanilla_tp_targets_are_inverses_of_targets():
-    rule = make_rule(tp_rules.TP)
+    rule = make_rule("tp")
     x, y = batch()
     hs = rule.net.forward_all(x, detach=True)
     targets = rule.compute_targets(x, y, hs)
@@ -269,28 +281,33 @@ def test_vanilla_tp_targets_are_inverses_of_targets():
 
 
 @pytest.mark.parametrize(
-    "cls,options,match",
+    "algo,overrides,match",
     [
-        (tp_rules.LDRL, {"noise": [0.1, 0.2]}, "has 2 entries; expected 3"),  # G_2..G_4
-        (tp_rules.DTP, {"feedback_iterations": [1, 1, 1]}, "has 3 entries; expected 2"),  # G_2, G_3
-        (tp_rules.DTP, {"feedback_lr": [1e-3]}, "expected 2"),
-        (tp_rules.DTP, {"top_target": "nope"}, "top_target='nope'"),
-        (tp_rules.DTP, {"last_layer_loss": "target"}, "top_target=gradient"),
-        (tp_rules.DTP, {"bogus": 1}, "Unknown option 'bogus'"),
-        (tp_rules.DRL, {"noise": 0.0}, "noise must be > 0"),
+        ("ldrl", ["algo.inverse_loss.sigma=[0.1,0.2]"], "has 2 entries; expected 3"),  # G_2..G_4
+        ("dtp", ["algo.schedule.feedback_iterations=[1,1,1]"], "has 3 entries; expected 2"),
+        ("dtp", ["algo.feedback_lr=[1e-3]"], "expected 2"),
+        ("dtp", ["algo/inverse_loss=drl"], "which top_target=gradient_step does not learn"),
+        ("drl", ["algo.inverse_loss.sigma=0.0"], "sigma must be > 0"),
+        ("dtp", ["algo.feedback.hybrid=1.5"], "hybrid=1.5 must lie in"),
+        ("tp", ["algo.feedback.hybrid=0.5"], "use feedback.difference=true"),
+        ("fwdtp", ["algo/feedback=learned_inverse"], "keep algo/feedback=fixed_random"),
+        ("fwdtp", ["+algo/inverse_loss=ldrl"], "trains no feedback weights"),
+        ("fwdtp", ["algo/top_target=aux_label"], "needs a learned G_L"),
+        ("fwdtp", ["algo/schedule=alternating"], "schedule=alternating means nothing"),
+        ("dtp", ["algo.inverse_loss=null"], "set algo/inverse_loss"),
     ],
 )
-def test_bad_options_are_one_sentence(cls, options, match):
+def test_bad_options_are_one_sentence(algo, overrides, match):
     with pytest.raises(ConfigError, match=match):
-        make_rule(cls, **options)
+        make_rule(algo, overrides=overrides)
 
 
 def test_rule_on_a_net_it_cannot_train_fails_at_start():
     with pytest.raises(ConfigError, match="at least 3 layers"):
-        make_rule(tp_rules.DTP, hidden=(5,))
+        make_rule("dtp", hidden=(5,))
     net = conv((1, 8, 8), 3, blocks=[[3, 4, 1], [3, 5, 1]], hidden=[6], pool=2, unpool="max")
     with pytest.raises(ConfigError, match="'ldrl' cannot train this net: layer 1 un-pools"):
-        tp_rules.LDRL(net, ADAM, ADAM)
+        instantiate(algo_config("ldrl"), net=net, optimizer=ADAM, feedback_optimizer=ADAM)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "leaky_relu", "elu"])
@@ -300,7 +317,8 @@ def test_fwdtp_target_steps_keep_float32_accuracy_down_a_deep_net(activation):
     left 78 % rounding error there. The steps must match a float64 evaluation of the same rule."""
     torch.manual_seed(0)
     net = fc((64,), 10, hidden=[256] * 6, activation=activation)
-    rule = tp_rules.FWDTP(net, ADAM, None, feedback_scale=0.01, feedback_seed=0)
+    cfg = algo_config("fwdtp", ["algo.feedback.scale=0.01", "algo.feedback.seed=0"])
+    rule = instantiate(cfg, net=net, optimizer=ADAM)
     x, y = torch.rand(32, 64), torch.randint(0, 10, (32,))
     steps32 = rule.target_steps(x, y, rule.net.forward_all(x, detach=True))
     rule.double()

@@ -38,9 +38,9 @@ SDTP_FAST = ["algo.feedback_optimizer.lr=3e-3", "trainer.max_epochs=6"]
         ("dtp", []),
         ("dtp_alt", ["trainer.max_epochs=6"]),
         ("sdtp", SDTP_FAST),
-        ("aosdtp", [*SDTP_FAST, "algo.aux_size=64"]),
+        ("aosdtp", [*SDTP_FAST, "algo.top_target.size=64"]),
         ("drl", []),
-        ("ldrl", ["algo.feedback_iterations=2"]),
+        ("ldrl", ["algo.schedule.feedback_iterations=2"]),
         ("fwdtp", []),
     ],
 )
@@ -104,8 +104,8 @@ def test_warmup_trains_only_inverses_then_both(make_cfg):
             *SMALL,
             "trainer.max_epochs=2",
             *TINY,
-            "algo.warmup_epochs=1",
-            "algo.feedback_iterations=1",
+            "algo.schedule.warmup_epochs=1",
+            "algo.schedule.feedback_iterations=1",
         ]
     )
     _, trainer, snaps = fit_with_snapshots(cfg)
@@ -138,8 +138,10 @@ def test_per_layer_feedback_lrs_become_param_groups(make_cfg):
 def test_config_mistakes_surface_as_one_sentence_config_errors(make_cfg):
     """Raised inside hydra's instantiate, they reach the entry point unwrapped (no traceback)."""
     with pytest.raises(ConfigError, match="expected 5"):  # 6 hidden + output: G_2..G_6 for DTP
-        build(make_cfg(["algo=dtp", "algo.noise=[0.1,0.2]"]))
-    with pytest.raises(ConfigError, match="'dtp' with top_target=gradient needs a net of at least"):
+        build(make_cfg(["algo=dtp", "algo.inverse_loss.sigma=[0.1,0.2]"]))
+    with pytest.raises(
+        ConfigError, match="'dtp' with top_target=gradient_step needs a net of at least"
+    ):
         build(make_cfg(["algo=dtp", "net.hidden=[32]"]))
 
 
@@ -155,7 +157,7 @@ def test_config_mistakes_surface_as_one_sentence_config_errors(make_cfg):
         # pooled conv blocks with ELU: even BP needs more than 3 epochs here; it must run
         (
             "ldrl",
-            ["net=ernoult_vgg", "net.blocks=[[3,8],[3,8]]", "algo.feedback_iterations=1"],
+            ["net=ernoult_vgg", "net.blocks=[[3,8],[3,8]]", "algo.schedule.feedback_iterations=1"],
             1.0,
         ),
     ],

@@ -29,27 +29,18 @@ from omegaconf import DictConfig, open_dict
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from tpbench.catalog import parallel_rule_names
 from tpbench.errors import TpbenchError
 from tpbench.train import CONFIG_DIR, build
 
-# name -> config overrides; BP is the reference of the ratios. L-DRL with one feedback iteration,
-# as the speed aims are stated (its default is K = 5: add algo.feedback_iterations=5 to compare).
+# name -> config overrides, for every rule in conf/algo/ (tpbench.catalog); BP is the reference
+# of the ratios. L-DRL with one feedback iteration, as the speed aims are stated (its default is
+# K = 5: add algo.schedule.feedback_iterations=5 to compare).
+EXTRA_OVERRIDES = {"ldrl": ["algo.schedule.feedback_iterations=1"]}
 RULES: dict[str, list[str]] = {
-    "bp": ["algo=bp"],
-    "fa": ["algo=fa"],
-    "usf": ["algo=usf"],
-    "frsf": ["algo=frsf"],
-    "brsf": ["algo=brsf"],
-    "dfa": ["algo=dfa"],
-    "tp": ["algo=tp"],
-    "dtp": ["algo=dtp"],
-    "sdtp": ["algo=sdtp"],
-    "aosdtp": ["algo=aosdtp"],
-    "drl": ["algo=drl"],
-    "ldrl": ["algo=ldrl", "algo.feedback_iterations=1"],
-    "fwdtp": ["algo=fwdtp"],
+    name: [f"algo={name}", *EXTRA_OVERRIDES.get(name, [])] for name in parallel_rule_names()
 }
-DEFAULT_RULES = ["bp", "fa", "dfa", "dtp", "sdtp", "aosdtp", "drl", "ldrl", "fwdtp"]
+DEFAULT_RULES = ["bp", *(name for name in RULES if name != "bp")]
 
 
 @dataclass(frozen=True)

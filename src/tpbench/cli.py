@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="figures and tables from runs or sweeps")
     report.add_argument("dir", type=Path, help="a sweep directory, or any directory of runs")
     report.add_argument("--no-wandb", action="store_true", help="never log the report to W&B")
-    report.add_argument("--by", help="split each rule by this config value, e.g. algo.aux_size")
+    report.add_argument(
+        "--by", help="split each rule by this config value, e.g. algo.top_target.size"
+    )
     resume = commands.add_parser("continue", help="resume a sweep's best trial, e.g. longer")
     resume.add_argument("dir", type=Path, help="the sweep directory (optimization_results.yaml)")
     resume.add_argument("overrides", nargs="*", help="e.g. trainer.max_epochs=90")

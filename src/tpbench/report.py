@@ -11,7 +11,7 @@ Runs and sweep trials are read by tpbench.runs. Writes into DIR:
   standard deviation of the test error over its finished runs (seeds), the paper's test error,
   run counts and failure reasons.
 
-`--by KEY` splits each rule by a config value (e.g. `algo.aux_size` for Bartunov's Fig. 4).
+`--by KEY` splits each rule by a config value (e.g. `algo.top_target.size` for Bartunov's Fig. 4).
 
 Partial sweeps work: running trials appear in the counts and curves, not in the histograms.
 """

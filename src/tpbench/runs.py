@@ -51,10 +51,10 @@ class Run:
 def rule_label(cfg: DictConfig, choices: dict) -> str:
     """The algo config name, `_alt` for the alternating schedule (dtp, dtp_alt, fa, ...)."""
     algo = choices.get("algo") or str(cfg.algo._target_).rsplit(".", 1)[-1].lower()
-    schedule = OmegaConf.select(cfg, "algo.schedule", throw_on_resolution_failure=False)
+    schedule = OmegaConf.select(cfg, "algo.schedule._target_", throw_on_resolution_failure=False)
     if schedule is None:
         return algo
-    return algo.removesuffix("_alt") + ("_alt" if schedule == "alternating" else "")
+    return algo.removesuffix("_alt") + ("_alt" if schedule.endswith(".Alternating") else "")
 
 
 def read_metrics(run_dir: Path) -> dict[str, dict[int, float]]:

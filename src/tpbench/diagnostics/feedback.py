@@ -56,4 +56,4 @@ def feedback_pairs(rule: L.LightningModule) -> dict[int, tuple[Map, Map]]:
 
 
 def hybrid_lambda(rule: L.LightningModule) -> float:
-    return float(getattr(getattr(rule, "opts", None), "hybrid", 0.0))
+    return float(getattr(getattr(rule, "feedback_map", None), "hybrid", 0.0))
