@@ -51,7 +51,7 @@ class FeedbackMap:
 
 
 class LearnedInverse(FeedbackMap):
-    """G_l(h) = σ_g(Vᵀ·h + c), V ~ U(−s, s) (s = `init_scale`, else Glorot like W), c = 0 at start."""
+    """G_l(h) = σ_g(Vᵀ·h + c), V ~ U(−s, s) (s = `init_scale`, else Glorot like W), c = 0 first."""
 
     def __init__(
         self,
