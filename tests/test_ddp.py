@@ -23,10 +23,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 
+from tpbench.catalog import rule_names
+
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, STEPS, VAL = 8, 3, 16  # per-rank batch, SGD steps, validation samples (unused)
-FAST_RULES = ["bp", "dtp"]
-SLOW_RULES = ["fa", "dfa", "ldrl", "fwdtp"]
+FAST_RULES = ["bp", "dtp"]  # every other rule of conf/algo/ runs with -m slow
+SLOW_RULES = [name for name in rule_names() if name not in FAST_RULES]
 TIMEOUT_S = 300
 EQUALITY_TEST = "test_ddp_equals_one_process_on_concatenated_batch"
 
@@ -56,6 +58,11 @@ def run_config(algo: str, trainer: str, batch_size: int, out: Path):
             cfg.algo.feedback_optimizer = OmegaConf.create(sgd)
         if cfg.algo.get("inverse_loss") is not None:
             cfg.algo.inverse_loss.sigma = 0.0  # σ = 0: no per-rank noise
+            if cfg.algo.inverse_loss._target_.endswith(".DRL"):  # divides by σ²: keep σ, and
+                cfg.algo.inverse_loss.sigma = 1.0  # keep its G fixed instead (feedback lr 0),
+                cfg.algo.feedback_optimizer.lr = 0.0  # so the forward updates stay comparable
+        if str(cfg.algo.get("schedule", {}).get("_target_", "")).endswith(".Alternating"):
+            cfg.trainer.max_epochs = 2  # an epoch of feedback training, then one of forward
     return cfg
 
 
@@ -68,7 +75,8 @@ def fit_weights(algo: str, trainer: str, batch_size: int, out: Path, fit: bool =
     datamodule, rule, trainer_ = build(cfg)
     if fit:
         trainer_.fit(rule, datamodule=datamodule)
-        assert trainer_.fit_loop.epoch_loop.batch_progress.total.completed == STEPS
+        completed = trainer_.fit_loop.epoch_loop.batch_progress.total.completed
+        assert completed == STEPS * cfg.trainer.max_epochs
     weights = {k: v.detach().clone() for k, v in rule.net.state_dict().items()}
     return weights, trainer_.global_rank
 

@@ -1,4 +1,4 @@
-"""The GPU path: no host reads inside a training step, the loss watch, 16-bit precision and
+"""The GPU path: the host-read detector (used by tests/test_every_rule.py), the loss watch, 16-bit precision and
 strategy checks, plain-loop driving of a rule (what `make bench` times), torch.compile."""
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from tpbench.benchmark import LiveTensorBytes, measure, table
 from tpbench.errors import ConfigError
 from tpbench.train import build, train
 
-RULES = ["bp", "fa", "dfa", "dtp", "ldrl", "fwdtp"]
-SLOW_RULES = ["usf", "brsf", "tp", "sdtp", "aosdtp", "drl"]  # share most of their step
 # ops whose result the host must wait for: a scalar read, or an output whose size depends on data
 HOST_READS = {"_local_scalar_dense", "nonzero", "unique", "_unique2", "unique_dim",
               "unique_consecutive", "masked_select", "bincount", "repeat_interleave"}  # fmt: skip
@@ -60,22 +58,6 @@ class WatchSteps(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.reads.__exit__(None, None, None)
-
-
-@pytest.mark.parametrize(
-    "algo", RULES + [pytest.param(r, marks=pytest.mark.slow) for r in SLOW_RULES]
-)
-def test_training_step_never_waits_for_the_device(algo, tmp_path):
-    """SGD (Adam's step counters are host tensors on a GPU, but device tensors in a CPU test)."""
-    cfg = run_config(algo, "cpu", 16, tmp_path)
-    if algo == "drl":
-        cfg.algo.inverse_loss.sigma = 0.1  # DRL divides by σ²
-    datamodule, rule, trainer = build(cfg)
-    watch = WatchSteps()
-    trainer.callbacks.append(watch)
-    trainer.fit(rule, datamodule=datamodule)
-    assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == 3
-    assert watch.reads.seen == [], f"{algo} reads device values on the host: {watch.reads.seen}"
 
 
 def test_loss_watch_sums_on_the_device_and_reads_each_copy_one_poll_later():
