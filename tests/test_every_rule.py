@@ -35,7 +35,9 @@ def learning_rates(cfg) -> list[str]:
     """One learning rate for every rule (3e-3, forward and feedback): the test asks whether a
     rule learns, not how fast its defaults are."""
     fast = ["algo.optimizer.lr=3e-3"]
-    return fast + (["algo.feedback_optimizer.lr=3e-3"] if cfg.algo.get("feedback_optimizer") else [])
+    return fast + (
+        ["algo.feedback_optimizer.lr=3e-3"] if cfg.algo.get("feedback_optimizer") else []
+    )
 
 
 @pytest.mark.parametrize("algo", rule_names())
