@@ -1,5 +1,6 @@
-"""The GPU path: the host-read detector (used by tests/test_every_rule.py), the loss watch, 16-bit precision and
-strategy checks, plain-loop driving of a rule (what `make bench` times), torch.compile."""
+"""The GPU path: the host-read detector (tests/test_every_rule.py runs every rule under it), the
+loss watch, 16-bit precision and strategy checks, plain-loop driving of a rule (what `make bench`
+times), torch.compile."""
 
 from __future__ import annotations
 
