@@ -36,15 +36,27 @@ def denoising_loss(f: Map, g: Map, h: Tensor, eps: Tensor) -> Tensor:
     return sq_norm(h - g(y))
 
 
-def ldrl_loss(f: Map, g: Map, h: Tensor, eps: Tensor, eta: Tensor, f_h: Tensor) -> Tensor:
+def ldrl_loss(
+    f: Map, g: Map, h: Tensor, eps: Tensor, eta: Tensor, f_h: Tensor, stop_reference: bool = False
+) -> Tensor:
     """L-DRL (Ernoult 2022): −2 εᵀ(G(F(h+ε)) − G(F(h))) + ‖G(F(h)+η) − G(F(h))‖²,
-    ε ~ N(0, σ²) in h_{l-1}'s space, η ~ N(0, σ²) in h_l's space."""
+    ε ~ N(0, σ²) in h_{l-1}'s space, η ~ N(0, σ²) in h_l's space; with `stop_reference` the
+    reference G(F(h)) carries no gradient (the FW-DTP authors' code)."""
     with torch.no_grad():
         y_eps = f(h + eps)
     n = h.shape[0]
     # one call of G on the stacked batch [F(h+ε); F(h); F(h)+η]: (3N, *in_shape)
     g_eps, g_0, g_eta = g(torch.cat([y_eps, f_h, f_h + eta])).split(n)
+    g_0 = g_0.detach() if stop_reference else g_0
     return (-2 * (eps * (g_eps - g_0)).sum() / n) + sq_norm(g_eta - g_0)
+
+
+def clean_target_drl_loss(g: Map, r: Tensor, f_h: Tensor) -> Tensor:
+    """The FW-DTP authors' "DRL": ‖h_{l-1} − (G_l(r_l) + sg[h_{l-1} − G_l(h_l)])‖² =
+    ‖G_l(r_l) − sg[G_l(h_l)]‖², the clean h_{l-1} as target, r_l as in `drl_loss`, no 1/σ²."""
+    n = r.shape[0]
+    g_r, g_h = g(torch.cat([r, f_h])).split(n)
+    return sq_norm(g_r - g_h.detach())
 
 
 def drl_loss(g: Map, eps: Tensor, r: Tensor, f_h: Tensor, sigma: float) -> Tensor:

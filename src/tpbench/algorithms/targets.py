@@ -15,11 +15,12 @@ import torch
 from torch import Tensor
 
 
-def local_loss(h: Tensor, step: Tensor) -> Tensor:
-    """L_l = (1/N) Σ_n ½ ‖h_l,n − t_l,n‖², summed over units, averaged over the batch, for the fixed
-    target t_l = h_l + Δ_l given by its step Δ_l. Written ½‖(h_l − h_l.detach()) − Δ_l‖²: same
-    value, and the gradient −Δ_l is exact, where forming t_l would round a step ≪ h_l away."""
-    return 0.5 * ((h - h.detach()) - step).pow(2).sum() / h.shape[0]
+def local_loss(h: Tensor, step: Tensor, scale: float = 0.5) -> Tensor:
+    """L_l = (1/N) Σ_n c ‖h_l,n − t_l,n‖², summed over units, averaged over the batch, for the
+    fixed target t_l = h_l + Δ_l given by its step Δ_l; c = ½ (tpbench, Ernoult) or 1 (Bartunov,
+    Meulemans, Shibuya). Written c‖(h_l − h_l.detach()) − Δ_l‖²: same value, and the gradient
+    −2cΔ_l is exact, where forming t_l would round a step ≪ h_l away."""
+    return scale * ((h - h.detach()) - step).pow(2).sum() / h.shape[0]
 
 
 def output_step_target(logits: Tensor, error: Tensor, beta: float) -> Tensor:

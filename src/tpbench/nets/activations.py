@@ -4,6 +4,7 @@ import torch
 from torch import Tensor, nn
 
 from tpbench.errors import ConfigError
+from tpbench.nets.standardize import LinearBN, TanhBN
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -12,6 +13,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "leaky_relu": nn.LeakyReLU,
     "identity": nn.Identity,
+    "tanh_bn": TanhBN,  # BN(tanh(a)), parameter-free batch standardisation (standardize.py)
+    "linear_bn": LinearBN,  # BN(a)
 }
 
 
@@ -27,6 +30,8 @@ def activation_difference(activation: nn.Module, a: Tensor, d: Tensor) -> Tensor
     float32 the lowest layer's step was 78 % rounding error that way."""
     if isinstance(activation, nn.Identity):
         return d
+    if not getattr(activation, "elementwise", True):  # batch statistics: no closed form
+        return activation(a + d) - activation(a)
     if isinstance(activation, nn.Tanh):  # tanh x − tanh y = tanh(x − y)·(1 − tanh x·tanh y)
         return torch.tanh(d) * (1 - torch.tanh(a) * torch.tanh(a + d))
     if isinstance(activation, nn.Sigmoid):  # σ(x) = (1 + tanh(x/2)) / 2

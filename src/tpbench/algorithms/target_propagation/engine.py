@@ -6,11 +6,14 @@ One training step (Bartunov et al. 2018 notation, h_l = F_l(h_{l-1}), G_l ≈ F_
    inverse, the inverse losses of all layers summed into ONE backward per step. This equals
    Ernoult's K steps per layer done bottom-up: G_l's loss depends only on h_{l-1}, F_l and G_l
    (noise-preserving, de-noising, L-DRL), and for DRL the upper G's it propagates through are
-   used at their start-of-batch values (its references are computed before any step);
+   used at their start-of-batch values (its references are computed before any step). With
+   `schedule.sequential` the layers step one by one, top-down (the FW-DTP authors' order);
 3. forward training, in epochs the schedule gives to forward weights: target steps
    Δ_l = t_l − h_l for every layer top-down without gradient (the top target gives Δ_L and
-   Δ_{L-1}, the feedback map carries each step down), then all layer-local losses
-   L_l = ½‖h_l − t_l‖² summed into ONE backward and one step; each reaches only its own layer.
+   Δ_{L-1}, the feedback map carries each step down; computed before step 2 with
+   `schedule.targets_before_feedback`), then all layer-local losses L_l = c‖h_l − t_l‖²
+   (c = `local_loss_scale`, ½ by default) summed into ONE backward and one step; each reaches
+   only its own layer.
    Steps, not targets, go down the net: a step can be 10⁻⁶ of h_l (FW-DTP's small fixed G), and
    t_l = h_l + Δ_l in float32 would round it away.
 No host synchronisation happens in a step; inverse losses are accumulated on the device and logged
@@ -53,6 +56,7 @@ class TargetPropagation(LearningRule):
         inverse_loss: InverseLoss | None,
         schedule: Schedule,
         feedback_lr: float | list[float] | None = None,
+        local_loss_scale: float = 0.5,
     ):
         super().__init__(
             net, optimizer, feedback_optimizer, scheduler, num_classes, nan_check_every, task
@@ -60,6 +64,7 @@ class TargetPropagation(LearningRule):
         self.top_target, self.feedback_map = top_target, feedback
         self.inverse_loss, self.schedule = inverse_loss, schedule
         self.num_classes = net.out_shape[-1]
+        self.local_loss_scale = local_loss_scale  # c of L_l = c‖h_l − t_l‖²
         check_net(self.rule_name, net, top_target)
         # 0-based indices i of the layers whose G_i exists (paper layers 2..L, or 2..L-1)
         self.inverse_ids = list(range(1, len(net) - (0 if top_target.learns_last_inverse else 1)))
@@ -165,8 +170,9 @@ class TargetPropagation(LearningRule):
         return self.feedback_map.propagate(self, i, h_in, h_out, step)
 
     def forward_losses(self, x: Tensor, y: Tensor, hs: list[Tensor], steps) -> list[Tensor]:
-        """[L_1, ..., L_L]: ½‖h_l − t_l‖² per hidden layer; the top target's last-layer loss."""
-        losses = [local_loss(h, s) for h, s in zip(hs[:-1], steps[:-1], strict=True)]
+        """[L_1, ..., L_L]: c‖h_l − t_l‖² per hidden layer; the top target's last-layer loss."""
+        c = self.local_loss_scale
+        losses = [local_loss(h, s, c) for h, s in zip(hs[:-1], steps[:-1], strict=True)]
         return [*losses, self.top_target.last_layer_loss(self, y, hs, steps[-1])]
 
     # --- inverse losses -------
@@ -176,7 +182,7 @@ class TargetPropagation(LearningRule):
 
     def feedback_loss(self, j: int, h_in: Tensor, y_out: Tensor, noise: dict[str, Tensor]):
         """Inverse loss of G_l, l = inverse_ids[j] (+1 in paper numbering), with the given noise."""
-        return self.inverse_loss.loss(self, j, h_in, y_out, noise)
+        return self.inverse_loss(self, j, h_in, y_out, noise)
 
     # --- the training step -------
     def phase(self) -> tuple[bool, bool]:
@@ -187,15 +193,18 @@ class TargetPropagation(LearningRule):
         train_feedback, train_forward = self.phase()
         with torch.set_grad_enabled(train_forward):
             hs = self.net.forward_all(x, detach=True)  # [h_1, ..., h_L]
+        early = train_forward and self.schedule.targets_before_feedback
+        steps = self.target_steps(x, y, hs) if early else None
         if train_feedback:
             self.feedback_step(x, hs)
         if train_forward:
-            self.forward_step(x, y, hs)
+            self.forward_step(x, y, hs, steps)
         logits = hs[-1].detach()
         return logits, self.task_loss(logits, y)
 
-    def forward_step(self, x: Tensor, y: Tensor, hs: list[Tensor]) -> None:
-        steps = self.target_steps(x, y, hs)
+    def forward_step(self, x: Tensor, y: Tensor, hs: list[Tensor], steps=None) -> None:
+        """One step on all layer-local losses (targets computed now unless given)."""
+        steps = self.target_steps(x, y, hs) if steps is None else steps
         optimizer = self.forward_optimizer
         optimizer.zero_grad()
         self.manual_backward(torch.stack(self.forward_losses(x, y, hs, steps)).sum())
@@ -205,15 +214,18 @@ class TargetPropagation(LearningRule):
         """K_l steps on every inverse loss; each step sums the losses of the layers still active."""
         ins = [x, *(h.detach() for h in hs[:-1])]  # h_0 .. h_{L-1}
         outs = [*ins[1:], self.output_repr(hs[-1].detach(), ins[-1])]  # h_1 .. out(h_L)
-        steps = max(self.schedule.iterations)
+        iterations = self.schedule.iterations(self.current_epoch)
+        if self.schedule.sequential:
+            return self.sequential_feedback_steps(ins, outs, iterations)
+        steps = max(iterations)
         drawn = (  # DRL: all references from the start-of-batch G's, so draw them first
-            [self._step_noise(k, ins, outs) for k in range(steps)]
+            [self._step_noise(k, ins, outs, iterations) for k in range(steps)]
             if (self.inverse_loss.references_first and steps > 1)
             else None
         )
         optimizer = self.feedback_optimizer
         for k in range(steps):
-            noise = drawn[k] if drawn else self._step_noise(k, ins, outs)
+            noise = drawn[k] if drawn else self._step_noise(k, ins, outs, iterations)
             losses = torch.stack(
                 [
                     self.feedback_loss(j, ins[self.inverse_ids[j]], outs[self.inverse_ids[j]], n)
@@ -225,13 +237,24 @@ class TargetPropagation(LearningRule):
             optimizer.step()
             self._record_feedback_losses(list(noise), losses.detach())
 
-    def _step_noise(self, k: int, ins: list[Tensor], outs: list[Tensor]) -> dict[int, dict]:
+    def _step_noise(self, k: int, ins, outs, iterations: list[int]) -> dict[int, dict]:
         """{j: noise} for every inverse j with more than k feedback iterations."""
-        return {
-            j: self.draw_noise(j, ins, outs)
-            for j, n in enumerate(self.schedule.iterations)
-            if n > k
-        }
+        return {j: self.draw_noise(j, ins, outs) for j, n in enumerate(iterations) if n > k}
+
+    def sequential_feedback_steps(self, ins, outs, iterations: list[int]) -> None:
+        """K steps; in each, the layers top-down, one optimizer step per layer: a layer's noise
+        and loss see the upper layers' G's of this step (the FW-DTP authors' code)."""
+        optimizer = self.feedback_optimizer
+        for k in range(max(iterations)):
+            for j in reversed(range(len(self.inverse_ids))):
+                if iterations[j] <= k:
+                    continue
+                i = self.inverse_ids[j]
+                loss = self.feedback_loss(j, ins[i], outs[i], self.draw_noise(j, ins, outs))
+                optimizer.zero_grad()  # set to None: only G_l's parameters take this step
+                self.manual_backward(loss)
+                optimizer.step()
+                self._record_feedback_losses([j], loss.detach().view(1))
 
     def _record_feedback_losses(self, active: list[int], losses: Tensor) -> None:
         if self._fb_sum is None or self._fb_sum.device != losses.device:

@@ -10,6 +10,8 @@ A target step Δ_l = t_l − h_l goes down as
 - vanilla (TP, `difference: false`): t_{l-1} = G_l(t_l), i.e. Δ_{l-1} = G_l(h_l + Δ_l) − h_{l-1};
 - hybrid (Bartunov §5.6, `hybrid: λ`): the difference through G = λ·g_bp + (1 − λ)·G_l, where
   g_bp(t) − g_bp(h) = J_{F_l}ᵀ·Δ_l is the exact linearisation; λ = 1 gives backprop's targets.
+- `standardize_targets` (the FW-DTP authors' BN rows, `linear-BN` difference function):
+  t_{l-1} = BN(h_{l-1} + G_l(t_l) − G_l(h_l)), BN the parameter-free batch standardisation.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import Tensor
 from tpbench.algorithms.targets import hybrid_difference, linearized_difference
 from tpbench.errors import ConfigError
 from tpbench.nets.feedback import random_tensor
+from tpbench.nets.standardize import batch_standardize
 
 
 class FeedbackMap:
@@ -28,11 +31,12 @@ class FeedbackMap:
     learned = True  # trained by an inverse loss and the feedback optimizer
     difference = True
 
-    def __init__(self, hybrid: float, activation: str | None):
+    def __init__(self, hybrid: float, activation: str | None, standardize_targets: bool):
         if not 0.0 <= hybrid <= 1.0:
             raise ConfigError(f"algo.feedback.hybrid={hybrid} must lie in [0, 1].")
         self.hybrid = hybrid  # λ
         self.activation = activation  # σ_g; None: the activation of the layer below
+        self.standardize_targets = standardize_targets
 
     def activation_of(self, rule, i: int) -> str:
         """σ_g of G_i: as configured, else the activation of the layer below (G_i's range)."""
@@ -43,11 +47,15 @@ class FeedbackMap:
         raise NotImplementedError
 
     def propagate(self, rule, i: int, h_in: Tensor, h_out: Tensor, step: Tensor) -> Tensor:
-        """Δ_{l-1} from Δ_l through layer i's G: (1 − λ)(G(h_l + Δ_l) − G(h_l)) + λ J_Fᵀ Δ_l."""
+        """Δ_{l-1} from Δ_l through layer i's G: (1 − λ)(G(h_l + Δ_l) − G(h_l)) + λ J_Fᵀ Δ_l
+        (then BN(h_{l-1} + Δ_{l-1}) − h_{l-1} with `standardize_targets`)."""
         lam = self.hybrid
         g_tp = rule.inverse_difference(i, h_out, step) if lam < 1 else None
         g_bp = linearized_difference(rule.forward_map(i), h_in, step) if lam > 0 else None
-        return hybrid_difference(g_tp, g_bp, lam)
+        step_below = hybrid_difference(g_tp, g_bp, lam)
+        if self.standardize_targets:
+            return batch_standardize(h_in + step_below) - h_in
+        return step_below
 
 
 class LearnedInverse(FeedbackMap):
@@ -59,8 +67,9 @@ class LearnedInverse(FeedbackMap):
         hybrid: float = 0.0,
         activation: str | None = None,
         init_scale: float | None = None,
+        standardize_targets: bool = False,
     ):
-        super().__init__(hybrid, activation)
+        super().__init__(hybrid, activation, standardize_targets)
         if hybrid > 0 and not difference:
             raise ConfigError(
                 "algo.feedback.hybrid > 0 mixes difference targets; use feedback.difference=true."
@@ -91,8 +100,9 @@ class FixedRandom(FeedbackMap):
         seed: int | None = None,
         hybrid: float = 0.0,
         activation: str | None = None,
+        standardize_targets: bool = False,
     ):
-        super().__init__(hybrid, activation)
+        super().__init__(hybrid, activation, standardize_targets)
         self.distribution, self.scale, self.seed = distribution, scale, seed
 
     def build(self, rule) -> None:

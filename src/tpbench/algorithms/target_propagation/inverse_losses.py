@@ -10,7 +10,11 @@ the batch. h = h_{l-1}, ε ~ N(0, σ_j²) in h_{l-1}'s space, η ~ N(0, σ_j²) 
 - `LDRL` (Ernoult et al. 2022):             −2 εᵀ(G(F(h+ε)) − G(F(h))) + ‖G(F(h)+η) − G(F(h))‖²
 - `DRL` (Meulemans et al. 2020):            (1/σ²)‖h + ε − r_{l-1}‖², r_{l-1} = h_{l-1} +
   G_l(r_l) − G_l(h_l), r_l = h + ε sent to the output and difference-propagated back down to l
-  with the start-of-batch G's.
+  with the current G's.
+- `CleanTargetDRL` (the FW-DTP authors' "DRL"): ‖h − (G_l(r_l) + sg[h − G_l(h_l)])‖², the clean h
+  as target, no 1/σ².
+Every part also takes `scale` (a factor on its loss: ½ for the FW-DTP authors' L-DRL) and
+`average_units` (divide by the units of h_{l-1}: Meulemans' code averages over units too).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 from torch import Tensor
 
 from tpbench.algorithms.feedback_losses import (
+    clean_target_drl_loss,
     denoising_loss,
     drl_loss,
     ldrl_loss,
@@ -34,9 +39,12 @@ class InverseLoss:
     name = "inverse loss"
     references_first = False  # DRL: every step's references from the start-of-batch G's
 
-    def __init__(self, sigma: float | list[float] = 0.1):
+    def __init__(
+        self, sigma: float | list[float] = 0.1, scale: float = 1.0, average_units: bool = False
+    ):
         self.sigma = sigma
         self.sigmas: list[float] = []  # σ_j per learned inverse, set by `bind`
+        self.scale, self.average_units = scale, average_units
 
     def bind(self, n_inverses: int) -> None:
         self.sigmas = per_layer("inverse_loss.sigma", self.sigma, n_inverses, float, 0.0)
@@ -50,7 +58,14 @@ class InverseLoss:
         return {"eps": self.sigmas[j] * torch.randn_like(ins[i])}
 
     def loss(self, rule, j: int, h_in: Tensor, h_out: Tensor, noise: dict[str, Tensor]) -> Tensor:
+        """The formula: summed over units, averaged over the batch."""
         raise NotImplementedError
+
+    def __call__(self, rule, j: int, h_in: Tensor, h_out: Tensor, noise: dict[str, Tensor]):
+        """scale · loss, divided by h_{l-1}'s units with `average_units`."""
+        loss = self.loss(rule, j, h_in, h_out, noise)
+        units = h_in[0].numel() if self.average_units else 1
+        return loss if (self.scale == 1 and units == 1) else loss * (self.scale / units)
 
     @staticmethod
     def maps(rule, j: int):
@@ -76,6 +91,10 @@ class Denoising(InverseLoss):
 class LDRL(InverseLoss):
     name = "ldrl"
 
+    def __init__(self, sigma=0.1, scale=1.0, average_units=False, stop_reference: bool = False):
+        super().__init__(sigma, scale, average_units)
+        self.stop_reference = stop_reference  # sg on G(F(h)) (the FW-DTP authors' code)
+
     def draw(self, rule, j, ins, outs) -> dict[str, Tensor]:
         """ε on h_{l-1}, then η ~ N(0, σ_j²) on h_l."""
         noise = super().draw(rule, j, ins, outs)
@@ -83,7 +102,8 @@ class LDRL(InverseLoss):
         return noise
 
     def loss(self, rule, j, h_in, h_out, noise) -> Tensor:
-        return ldrl_loss(*self.maps(rule, j), h_in, noise["eps"], noise["eta"], h_out)
+        eps, eta = noise["eps"], noise["eta"]
+        return ldrl_loss(*self.maps(rule, j), h_in, eps, eta, h_out, self.stop_reference)
 
 
 class DRL(InverseLoss):
@@ -96,9 +116,14 @@ class DRL(InverseLoss):
                 f"algo '{rule.rule_name}': inverse_loss=drl divides by σ², so "
                 "inverse_loss.sigma must be > 0."
             )
+        self.check_top_target(rule)
+
+    def check_top_target(self, rule) -> None:
+        """Its references run through G_L: the top target must learn it."""
         if not rule.top_target.learns_last_inverse:
             raise ConfigError(
-                f"algo '{rule.rule_name}': inverse_loss=drl propagates through the last layer's "
+                f"algo '{rule.rule_name}': inverse_loss={self.name} propagates through the last "
+                "layer's "
                 f"inverse, which top_target={rule.top_target.name} does not learn (use "
                 "output_step, label or aux_label)."
             )
@@ -125,3 +150,18 @@ class DRL(InverseLoss):
     def loss(self, rule, j, h_in, h_out, noise) -> Tensor:
         g = partial(rule.inverse, rule.inverse_ids[j])
         return drl_loss(g, noise["eps"], noise["r"], h_out, self.sigmas[j])
+
+
+class CleanTargetDRL(DRL):
+    """The FW-DTP authors' "DRL" (code/models/tp_net.py:129-139): h̃ = h_{l-1} + ε sent to the
+    output and back down to l with the current G's and their difference corrections, then
+    ‖h_{l-1} − (G_l(r_l) + sg[h_{l-1} − G_l(h_l)])‖²: the clean h_{l-1} as target, no 1/σ²."""
+
+    name = "drl_clean"
+
+    def check(self, rule) -> None:
+        self.check_top_target(rule)  # no 1/σ²: σ = 0 is allowed
+
+    def loss(self, rule, j, h_in, h_out, noise) -> Tensor:
+        g = partial(rule.inverse, rule.inverse_ids[j])
+        return clean_target_drl_loss(g, noise["r"], h_out)

@@ -4,7 +4,15 @@ per batch for each learned inverse (bottom-up list or one value).
 - `Parallel`: every batch trains the inverses (K_l steps), then the forward weights once.
 - `Alternating` (Bartunov et al. 2018): a whole epoch of inverse training, then a whole epoch of
   forward training, and so on.
-Both may start with `warmup_epochs` feedback-only epochs.
+Both may start with `warmup_epochs` feedback-only epochs (`warmup_feedback_iterations` steps per
+batch there, K_l by default). How a batch's feedback training runs, where the papers differ:
+- `sequential`: false: all layers' inverse losses in one joint step (exact for every loss that
+  depends only on its own G; DRL's references then come from the start-of-batch G's); true: layer
+  by layer top-down, each layer's step before the layer below draws its noise and reference (the
+  FW-DTP authors' code, code/models/tp_net.py:122-155).
+- `targets_before_feedback`: the targets come from the G's before this batch's feedback steps
+  (Bartunov Alg. 1; Meulemans' code, lib/train.py:349-406) or after them (false: Ernoult's and
+  the FW-DTP authors' code).
 """
 
 from __future__ import annotations
@@ -16,17 +24,36 @@ from tpbench.errors import ConfigError
 class Schedule:
     name = "schedule"
 
-    def __init__(self, feedback_iterations: int | list[int] = 1, warmup_epochs: int = 0):
+    def __init__(
+        self,
+        feedback_iterations: int | list[int] = 1,
+        warmup_epochs: int = 0,
+        warmup_feedback_iterations: int | list[int] | None = None,
+        sequential: bool = False,
+        targets_before_feedback: bool = False,
+    ):
         if warmup_epochs < 0:
             raise ConfigError(f"algo.schedule.warmup_epochs={warmup_epochs} must be ≥ 0.")
         self.feedback_iterations = feedback_iterations
         self.warmup_epochs = warmup_epochs
-        self.iterations: list[int] = []  # K_l per learned inverse, set by `bind`
+        self.warmup_feedback_iterations = warmup_feedback_iterations
+        self.sequential, self.targets_before_feedback = sequential, targets_before_feedback
+        self.training_iterations: list[int] = []  # K_l per learned inverse, set by `bind`
+        self.warmup_iterations: list[int] = []
 
     def bind(self, n_inverses: int) -> None:
-        self.iterations = per_layer(
-            "schedule.feedback_iterations", self.feedback_iterations, n_inverses, int, 1
+        name = "schedule.feedback_iterations"
+        self.training_iterations = per_layer(name, self.feedback_iterations, n_inverses, int, 1)
+        warmup = self.warmup_feedback_iterations
+        self.warmup_iterations = (
+            self.training_iterations
+            if warmup is None
+            else per_layer("schedule.warmup_feedback_iterations", warmup, n_inverses, int, 1)
         )
+
+    def iterations(self, epoch: int) -> list[int]:
+        """K_l of every learned inverse in this epoch (0-based)."""
+        return self.warmup_iterations if epoch < self.warmup_epochs else self.training_iterations
 
     def phase(self, epoch: int, learned_feedback: bool) -> tuple[bool, bool]:
         """(train feedback, train forward weights) in this epoch (0-based)."""
@@ -54,12 +81,23 @@ class Schedule:
 
 
 class Parallel(Schedule):
-    """Feedback and forward training on every batch (after the warm-up)."""
+    """Feedback and forward training on every batch (after the warm-up); with
+    `extra_feedback_epochs` E, every training epoch is followed by E feedback-only epochs
+    (Meulemans' code: `extra_fb_epochs`, lib/train.py:173-177)."""
 
     name = "parallel"
 
+    def __init__(self, *args, extra_feedback_epochs: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if extra_feedback_epochs < 0:
+            raise ConfigError(
+                f"algo.schedule.extra_feedback_epochs={extra_feedback_epochs} must be ≥ 0."
+            )
+        self.extra_feedback_epochs = extra_feedback_epochs
+
     def phase(self, epoch, learned_feedback) -> tuple[bool, bool]:
-        if epoch < self.warmup_epochs:
+        epoch -= self.warmup_epochs
+        if epoch < 0 or epoch % (1 + self.extra_feedback_epochs):
             return True, False
         return learned_feedback, True
 

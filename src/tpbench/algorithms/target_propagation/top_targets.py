@@ -13,7 +13,8 @@ inverts, None when there is none) and Δ_{L-1}; the engine propagates the rest d
 - `AuxLabelTarget` (AO-SDTP, Bartunov Alg. 2): output [o, z], z = σ_z(R·h_{L-1}) with R fixed
   random; o's target as SDTP's, z keeps its value, so G_L([o, z]) sees more than the label.
 The output-space parts train the last layer on the task loss, or, with `last_layer_on_target`,
-on the local loss ½‖out(h_L) − t_L‖² like every hidden layer.
+on the local loss c‖out(h_L) − t_L‖² like every hidden layer. With `batch_mean` a gradient step
+is taken on the batch-mean loss (1/N) Σ_n ℓ_n, as Meulemans et al.'s code does: e/N per sample.
 """
 
 from __future__ import annotations
@@ -71,12 +72,14 @@ class GradientStep(TopTarget):
     min_layers = 3
     learns_last_inverse = False
 
-    def __init__(self, alpha: float = 0.1):
+    def __init__(self, alpha: float = 0.1, batch_mean: bool = False):
         self.alpha = alpha  # α
+        self.batch_mean = batch_mean  # step on (1/N) Σ_n ℓ_n: e/N
 
     def fill_top_steps(self, rule, y, ins, hs, steps) -> None:
         # ∂ℓ_n/∂h_{L-1} = J_{F_L}ᵀ e, e = softmax(h_L) − onehot(y) or h_L − x
-        grad = linearized_difference(rule.net[-1], ins[-1], rule.task.error(hs[-1], y))
+        error = rule.task.error(hs[-1], y) / (len(y) if self.batch_mean else 1)
+        grad = linearized_difference(rule.net[-1], ins[-1], error)
         steps[-2] = gradient_step(grad, self.alpha)  # Δ_{L-1} = −α ∂ℓ_n/∂h_{L-1}
 
     def last_layer_loss(self, rule, y, hs, step) -> Tensor:
@@ -104,7 +107,7 @@ class OutputTarget(TopTarget):
         """ℓ(h_L, y), or ½‖out(h_L) − t_L‖² with `last_layer_on_target`."""
         if not self.last_layer_on_target:
             return rule.task_loss(hs[-1], y)
-        return local_loss(rule.output_repr(hs[-1], hs[-2].detach()), step)
+        return local_loss(rule.output_repr(hs[-1], hs[-2].detach()), step, rule.local_loss_scale)
 
 
 class OutputStep(OutputTarget):
@@ -112,11 +115,13 @@ class OutputStep(OutputTarget):
 
     name = "output_step"
 
-    def __init__(self, beta: float = 0.5, last_layer_on_target: bool = True):
+    def __init__(self, beta: float = 0.5, last_layer_on_target: bool = True, batch_mean=False):
         super().__init__(beta, last_layer_on_target)
+        self.batch_mean = batch_mean  # step on (1/N) Σ_n ℓ_n: e/N (Meulemans et al.'s code)
 
     def target(self, rule, logits, out, y) -> Tensor:
-        return output_step_target(logits, rule.task.error(logits, y), self.beta)
+        error = rule.task.error(logits, y) / (len(y) if self.batch_mean else 1)
+        return output_step_target(logits, error, self.beta)
 
 
 class LabelTarget(OutputTarget):

@@ -1,0 +1,42 @@
+"""Parameter-free batch standardisation, as the FW-DTP authors use it inside activations.
+
+BN(v) = (v − mean_n v) / (std_n v + 1e-12), per unit over the batch dimension n, with the unbiased
+standard deviation (N − 1) and the 1e-12 added to the std, not under a square root; no affine
+parameters and no running statistics, so evaluation standardises with the evaluation batch's own
+statistics (Shibuya et al., Fixed-Weight-Difference-Target-Propagation, code/utils.py:371-376).
+`tanh_bn` is BN(tanh(a)) (their `tanh-BN`), `linear_bn` is BN(a) (their `linear-BN`).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+EPS = 1e-12
+
+
+def batch_standardize(v: Tensor) -> Tensor:
+    """(v − mean_n v) / (std_n v + 1e-12); v: (N, *units)."""
+    return (v - v.mean(0)) / (v.std(0) + EPS)
+
+
+class BatchStandardize(nn.Module):
+    """BN(σ(a)) for an element-wise σ (identity by default)."""
+
+    elementwise = False  # each output depends on the whole batch
+
+    def __init__(self, inner: nn.Module | None = None):
+        super().__init__()
+        self.inner = inner if inner is not None else nn.Identity()
+
+    def forward(self, a: Tensor) -> Tensor:
+        return batch_standardize(self.inner(a))
+
+
+class TanhBN(BatchStandardize):
+    def __init__(self):
+        super().__init__(nn.Tanh())
+
+
+class LinearBN(BatchStandardize):
+    def __init__(self):
+        super().__init__(nn.Identity())
