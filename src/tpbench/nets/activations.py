@@ -16,6 +16,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh_bn": TanhBN,  # BN(tanh(a)), parameter-free batch standardisation (standardize.py)
     "linear_bn": LinearBN,  # BN(a)
 }
+STANDARDIZED = {"tanh": "tanh_bn", "identity": "linear_bn"}  # σ -> BN(σ(·)), by name
 
 
 def make_activation(name: str) -> nn.Module:
@@ -45,3 +46,21 @@ def activation_difference(activation: nn.Module, a: Tensor, d: Tensor) -> Tensor
         slope = activation.negative_slope if isinstance(activation, nn.LeakyReLU) else 0.0
         within = torch.where(a > 0, d, slope * d)
     return torch.where((a > 0) == (b > 0), within, activation(b) - activation(a))
+
+
+def standardize_activations(net, rule: str, logits: bool) -> None:
+    """Put BN after every hidden activation (tanh -> tanh_bn) and, with `logits`, after the
+    output layer's (identity -> linear_bn), as the FW-DTP authors' BN rows do (code/Main.py:
+    218-257); layers already standardised stay as they are."""
+    layers = list(net) if logits else list(net)[:-1]
+    for layer in layers:
+        name = layer.activation_name
+        if name in STANDARDIZED.values():
+            continue
+        if name not in STANDARDIZED:
+            raise ConfigError(
+                f"algo '{rule}' standardises tanh (or linear) activations; this net's layer uses "
+                f"{name} (use net.activation=tanh)."
+            )
+        layer.activation_name = STANDARDIZED[name]
+        layer.activation = make_activation(layer.activation_name)
