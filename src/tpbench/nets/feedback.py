@@ -36,6 +36,11 @@ def glorot_bound(fan_in: int, fan_out: int) -> float:
     return math.sqrt(6.0 / (fan_in + fan_out))
 
 
+def glorot_std(fan_in: int, fan_out: int) -> float:
+    """Glorot (Xavier) normal's standard deviation √(2/(fan_in + fan_out))."""
+    return math.sqrt(2.0 / (fan_in + fan_out))
+
+
 class FixedFeedback(nn.Module):
     """A fixed random matrix held as a buffer (`weight`)."""
 

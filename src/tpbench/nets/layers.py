@@ -19,10 +19,16 @@ from torch import Tensor, nn
 
 from tpbench.errors import ConfigError
 from tpbench.nets.activations import make_activation
-from tpbench.nets.feedback import FixedFeedback, LearnedInverse, glorot_bound, random_tensor
+from tpbench.nets.feedback import (
+    FixedFeedback,
+    LearnedInverse,
+    glorot_bound,
+    glorot_std,
+    random_tensor,
+)
 from tpbench.nets.pooling import MaxPool
 
-INITS = ("glorot", "kaiming", "lecun", "orthogonal")
+INITS = ("glorot", "glorot_normal", "kaiming", "lecun", "orthogonal")
 
 
 def uniform_bound(init: str, fan_in: int, fan_out: int) -> float:
@@ -101,11 +107,14 @@ class Layer(nn.Module):
         return self.weight.view(1, self.weight.shape[0], -1)
 
     def reset_parameters(self, init: str = "glorot") -> None:
-        """Glorot (Xavier) uniform by default, as in Bartunov et al.; `orthogonal` as in FW-DTP's
-        code (per position for LC); bias zero."""
+        """Glorot (Xavier) uniform by default, as in Bartunov et al.; `glorot_normal`
+        N(0, 2/(fan_in + fan_out)) as in Meulemans et al.'s code; `orthogonal` as in FW-DTP's code
+        (per position for LC); bias zero."""
         with torch.no_grad():
             if init == "orthogonal":
                 orthogonal_(self.weight_matrices())
+            elif init == "glorot_normal":
+                self.weight.normal_(0, glorot_std(*self.fan_in_out))
             else:
                 bound = uniform_bound(init, *self.fan_in_out)
                 self.weight.uniform_(-bound, bound)
@@ -118,11 +127,17 @@ class Layer(nn.Module):
         """Shape of the inverse's bias c (per input unit for dense, per channel for conv)."""
         return self.in_shape
 
-    def build_inverse(self, activation: str | None = None, init_scale: float | None = None):
-        """Learned inverse G_l: out space -> in space; V initialised like W (Glorot) unless given
-        `init_scale` (U(−s, s)); σ_g defaults to the layer's own σ."""
-        bound = init_scale if init_scale is not None else glorot_bound(*self.fan_in_out)
-        weight = (torch.rand_like(self.weight) * 2 - 1) * bound
+    def build_inverse(
+        self, activation: str | None = None, init_scale: float | None = None, init="glorot"
+    ):
+        """Learned inverse G_l: out space -> in space; V ~ U(−s, s) with s = `init_scale` or
+        Glorot's bound, or (`init=glorot_normal`) N(0, 2/(fan_in + fan_out)); σ_g defaults to the
+        layer's own σ."""
+        if init == "glorot_normal":
+            weight = torch.randn_like(self.weight) * glorot_std(*self.fan_in_out)
+        else:
+            bound = init_scale if init_scale is not None else glorot_bound(*self.fan_in_out)
+            weight = (torch.rand_like(self.weight) * 2 - 1) * bound
         bias = torch.zeros(self.inverse_bias_shape) if self.has_bias else None
         self.feedback["inverse"] = LearnedInverse(
             weight, bias, activation or self.activation_name

@@ -59,7 +59,8 @@ class FeedbackMap:
 
 
 class LearnedInverse(FeedbackMap):
-    """G_l(h) = σ_g(Vᵀ·h + c), V ~ U(−s, s) (s = `init_scale`, else Glorot like W), c = 0 first."""
+    """G_l(h) = σ_g(Vᵀ·h + c), V ~ U(−s, s) (s = `init_scale`, else Glorot like W) or, with
+    `init: glorot_normal`, N(0, 2/(fan_in + fan_out)) (Meulemans' code); c = 0 first."""
 
     def __init__(
         self,
@@ -68,18 +69,23 @@ class LearnedInverse(FeedbackMap):
         activation: str | None = None,
         init_scale: float | None = None,
         standardize_targets: bool = False,
+        init: str = "glorot",
     ):
         super().__init__(hybrid, activation, standardize_targets)
+        if init not in ("glorot", "glorot_normal"):
+            raise ConfigError(
+                f"algo.feedback.init={init!r} is not an inverse init; valid: glorot, glorot_normal."
+            )
         if hybrid > 0 and not difference:
             raise ConfigError(
                 "algo.feedback.hybrid > 0 mixes difference targets; use feedback.difference=true."
             )
         self.difference = difference
-        self.init_scale = init_scale
+        self.init_scale, self.init = init_scale, init
 
     def build(self, rule) -> None:
         for i in rule.inverse_ids:
-            rule.net[i].build_inverse(self.activation_of(rule, i), self.init_scale)
+            rule.net[i].build_inverse(self.activation_of(rule, i), self.init_scale, self.init)
 
     def propagate(self, rule, i, h_in, h_out, step) -> Tensor:
         if self.difference:
