@@ -305,9 +305,6 @@ def test_bad_options_are_one_sentence(algo, overrides, match):
 def test_rule_on_a_net_it_cannot_train_fails_at_start():
     with pytest.raises(ConfigError, match="at least 3 layers"):
         make_rule("dtp", hidden=(5,))
-    net = conv((1, 8, 8), 3, blocks=[[3, 4, 1], [3, 5, 1]], hidden=[6], pool=2, unpool="max")
-    with pytest.raises(ConfigError, match="'ldrl' cannot train this net: layer 1 un-pools"):
-        instantiate(algo_config("ldrl"), net=net, optimizer=ADAM, feedback_optimizer=ADAM)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "leaky_relu", "elu"])

@@ -1,7 +1,9 @@
 """Feedback pathways a layer builds on request; they live in `layer.feedback[name]`.
 
-- `LearnedInverse`: G(h) = σ_g(Vᵀ·h + c), V of W's shape, applied with the layer's own transposed
-  structure (so V = W gives G(h) = σ_g(Wᵀ·h + c)). Trainable: these are feedback parameters.
+- `LearnedInverse`: G(h) = σ_g(Vᵀ·σ_in(h) + c), V of W's shape, applied with the layer's own
+  transposed structure (so V = W gives G(h) = σ_g(Wᵀ·h + c)); σ_in is the identity, or the
+  layer's own σ for a *mirrored* inverse (Ernoult et al.: ConvT(ELU(unpool(h))) + c, linear
+  output). Trainable: these are feedback parameters.
 - `FixedFeedback`: a fixed random tensor (a buffer, never trained, saved in checkpoints):
   B of W's shape (FA, sign-symmetry, FW-DTP) or D of shape (num_outputs, *out_shape) (DFA).
 """
@@ -50,13 +52,21 @@ class FixedFeedback(nn.Module):
 
 
 class LearnedInverse(nn.Module):
-    """Parameters and σ_g of G(h) = σ_g(Vᵀ·h + c); the layer applies the transposed structure."""
+    """Parameters, σ_g and σ_in of G(h) = σ_g(Vᵀ·σ_in(h) + c); the layer applies the transposed
+    structure (and un-pools h first)."""
 
-    def __init__(self, weight: Tensor, bias: Tensor | None, activation: str):
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Tensor | None,
+        activation: str,
+        input_activation: str = "identity",
+    ):
         super().__init__()
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(bias) if bias is not None else None
         self.activation = make_activation(activation)
+        self.input_activation = make_activation(input_activation)
 
     def add_bias(self, a: Tensor) -> Tensor:
         """Vᵀ·h + c (FW-DTP's G has no c)."""

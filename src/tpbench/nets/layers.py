@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from tpbench.errors import ConfigError
-from tpbench.nets.activations import make_activation
+from tpbench.nets.activations import activation_difference, make_activation
 from tpbench.nets.feedback import (
     FixedFeedback,
     LearnedInverse,
@@ -28,17 +28,20 @@ from tpbench.nets.feedback import (
 )
 from tpbench.nets.pooling import MaxPool
 
-INITS = ("glorot", "glorot_normal", "kaiming", "lecun", "orthogonal")
+INITS = ("glorot", "glorot_normal", "kaiming", "lecun", "orthogonal", "pytorch")
 
 
 def uniform_bound(init: str, fan_in: int, fan_out: int) -> float:
-    """b of W ~ U(−b, b): Glorot √(6/(fan_in+fan_out)), Kaiming √(6/fan_in), LeCun √(3/fan_in)."""
+    """b of W ~ U(−b, b): Glorot √(6/(fan_in+fan_out)), Kaiming √(6/fan_in), LeCun √(3/fan_in),
+    PyTorch's default √(1/fan_in)."""
     if init == "glorot":
         return math.sqrt(6.0 / (fan_in + fan_out))
     if init == "kaiming":
         return math.sqrt(6.0 / fan_in)
     if init == "lecun":
         return math.sqrt(3.0 / fan_in)
+    if init == "pytorch":  # torch.nn's default (kaiming_uniform, a = √5), bias alike
+        return math.sqrt(1.0 / fan_in)
     raise ConfigError(f"Unknown init '{init}'; valid: {', '.join(INITS)}.")
 
 
@@ -109,7 +112,7 @@ class Layer(nn.Module):
     def reset_parameters(self, init: str = "glorot") -> None:
         """Glorot (Xavier) uniform by default, as in Bartunov et al.; `glorot_normal`
         N(0, 2/(fan_in + fan_out)) as in Meulemans et al.'s code; `orthogonal` as in FW-DTP's code
-        (per position for LC); bias zero."""
+        (per position for LC); bias zero, except `pytorch` (torch.nn's default, Ernoult's code)."""
         with torch.no_grad():
             if init == "orthogonal":
                 orthogonal_(self.weight_matrices())
@@ -118,7 +121,10 @@ class Layer(nn.Module):
             else:
                 bound = uniform_bound(init, *self.fan_in_out)
                 self.weight.uniform_(-bound, bound)
-            if self.bias is not None:
+            if self.bias is not None and init == "pytorch":  # b ~ U(±1/√fan_in) too
+                bound = uniform_bound(init, *self.fan_in_out)
+                self.bias.uniform_(-bound, bound)
+            elif self.bias is not None:
                 self.bias.zero_()
 
     # --- feedback pathways, built on request ----------------------------------------------------
@@ -128,20 +134,29 @@ class Layer(nn.Module):
         return self.in_shape
 
     def build_inverse(
-        self, activation: str | None = None, init_scale: float | None = None, init="glorot"
+        self,
+        activation: str | None = None,
+        init_scale: float | None = None,
+        init="glorot",
+        mirrored: bool = False,
     ):
         """Learned inverse G_l: out space -> in space; V ~ U(−s, s) with s = `init_scale` or
         Glorot's bound, or (`init=glorot_normal`) N(0, 2/(fan_in + fan_out)); σ_g defaults to the
-        layer's own σ."""
+        layer's own σ. `mirrored`: G(h) = Vᵀ·σ(unpool(h)) + c, the layer's own σ first and a
+        linear output, the block inverted step by step (Ernoult et al. 2022)."""
         if init == "glorot_normal":
             weight = torch.randn_like(self.weight) * glorot_std(*self.fan_in_out)
         else:
             bound = init_scale if init_scale is not None else glorot_bound(*self.fan_in_out)
             weight = (torch.rand_like(self.weight) * 2 - 1) * bound
         bias = torch.zeros(self.inverse_bias_shape) if self.has_bias else None
-        self.feedback["inverse"] = LearnedInverse(
-            weight, bias, activation or self.activation_name
-        ).to(self.weight.device)
+        if mirrored:
+            activation, input_activation = "identity", self.activation_name
+        else:
+            activation, input_activation = activation or self.activation_name, "identity"
+        self.feedback["inverse"] = LearnedInverse(weight, bias, activation, input_activation).to(
+            self.weight.device
+        )
         return self.feedback["inverse"]
 
     def inverse(self, h: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -150,11 +165,19 @@ class Layer(nn.Module):
         return g.activation(g.add_bias(self.inverse_linear(h, weight)))
 
     def inverse_linear(self, h: Tensor, weight: Tensor | None = None) -> Tensor:
-        """Vᵀ·h, G_l's linear part; a pooling layer un-pools h first: Vᵀ·unpool(h)."""
-        if self.pool is not None:
-            h = self.pool.unpool(h)
-        weight = self.feedback["inverse"].weight if weight is None else weight
-        return self.linear_transpose(h, weight)
+        """Vᵀ·σ_in(h), G_l's inner part; a pooling layer un-pools h first: Vᵀ·σ_in(unpool(h))."""
+        g = self.feedback["inverse"]
+        h = g.input_activation(h if self.pool is None else self.pool.unpool(h))
+        return self.linear_transpose(h, g.weight if weight is None else weight)
+
+    def inverse_linear_difference(self, h: Tensor, step: Tensor) -> Tensor:
+        """Vᵀ·(σ_in(u(h + Δ)) − σ_in(u(h))) = inverse_linear(h + Δ) − inverse_linear(h), u the
+        un-pooling (linear), without subtracting nearly equal values (`activation_difference`);
+        Vᵀ·u(Δ) when σ_in is the identity."""
+        g = self.feedback["inverse"]
+        u = (lambda t: t) if self.pool is None else self.pool.unpool
+        d = activation_difference(g.input_activation, u(h), u(step))
+        return self.linear_transpose(d, g.weight)
 
     def build_fixed_feedback(
         self,

@@ -48,6 +48,18 @@ class Network(nn.Module):
             activations.append(x)
         return activations
 
+    def pin_pool_indices(self) -> None:
+        """Remember every max-un-pooling layer's switches of the latest forward pass."""
+        for layer in self.layers:
+            if layer.pool is not None:
+                layer.pool.pin()
+
+    def restore_pool_indices(self) -> None:
+        """Back to the pinned switches (after passes on other inputs moved them)."""
+        for layer in self.layers:
+            if layer.pool is not None:
+                layer.pool.restore()
+
     def compile_layers(self) -> None:
         """torch.compile every layer's forward in place; used by every rule's forward pass and by
         evaluation (rule-specific feedback computations, inverses G_l, stay eager)."""

@@ -43,6 +43,7 @@ class MaxPool(nn.Module):
         self.kernel, self.stride, self.ceil_mode = kernel, stride or kernel, ceil_mode
         self.unpool_mode = unpool
         self.indices: Tensor | None = None  # argmax positions of the latest forward ("max")
+        self.pinned: Tensor | None = None  # those of a pass to come back to (`pin`, `restore`)
         try:
             probe = F.max_pool2d(torch.zeros(1, *self.in_shape), *self._args())
         except RuntimeError:
@@ -67,6 +68,29 @@ class MaxPool(nn.Module):
         if self.unpool_mode == "max":
             self.indices = indices.detach()
         return pooled
+
+    def pin(self) -> None:
+        """Remember the latest forward pass's switches (the clean pass of a training step)."""
+        self.pinned = self.indices
+
+    def restore(self) -> None:
+        self.indices = self.pinned
+
+    def latest_then_pinned(self, g, pinned_copies: int):
+        """g, for a batch stacked as [input of the latest pass; `pinned_copies` x the pinned
+        pass's input]: un-pools each part with its own pass's switches (L-DRL's [F(h+ε); F(h);
+        F(h)+η], Ernoult et al.), then returns to the pinned ones. Stateless un-pooling: g."""
+        if self.unpool_mode != "max":
+            return g
+
+        def stacked(y: Tensor) -> Tensor:
+            self.indices = torch.cat([self.indices, *[self.pinned] * pinned_copies])
+            try:
+                return g(y)
+            finally:
+                self.indices = self.pinned
+
+        return stacked
 
     def unpool(self, h: Tensor) -> Tensor:
         """(N, C, H', W') -> (N, C, H, W), the pre-pool shape."""

@@ -20,7 +20,7 @@ def per_layer(name: str, value, n: int, kind: type, minimum: float) -> list:
 
 
 def check_net(rule: str, net, top_target) -> None:
-    """The net has enough layers, and every layer has weights and a stateless inverse."""
+    """The net has enough layers, and every layer has weights (and so an inverse)."""
     need = top_target.min_layers
     if len(net) < need:
         raise ConfigError(
@@ -33,10 +33,4 @@ def check_net(rule: str, net, top_target) -> None:
                 f"algo '{rule}' cannot train this net: layer {i + 1} ({type(layer).__name__}) "
                 "has no weights and so no inverse G; use blocks that own their weights "
                 "(e.g. pooled conv blocks)."
-            )
-        if getattr(getattr(layer, "pool", None), "unpool_mode", "nearest") != "nearest":
-            raise ConfigError(
-                f"algo '{rule}' cannot train this net: layer {i + 1} un-pools with the indices "
-                "of its latest forward pass (unpool=max), which the noisy and batched passes of "
-                "target propagation overwrite; use net.unpool=nearest."
             )

@@ -128,11 +128,17 @@ class TargetPropagation(LearningRule):
         return layer.inverse_linear(y)
 
     def inverse_difference(self, i: int, y: Tensor, step: Tensor) -> Tensor:
-        """G_i(y + Δ) − G_i(y) = σ_g(a + Vᵀ·Δ) − σ_g(a), a = Vᵀ·y + c, computed without subtracting
-        two nearly equal values (see `activation_difference`)."""
-        g = self.net[i].feedback["inverse"]
+        """G_i(y + Δ) − G_i(y) = σ_g(a + d) − σ_g(a), a = Vᵀ·σ_in(y) + c and d its change
+        (Vᵀ·Δ, for the identity σ_in), computed without subtracting two nearly equal values (see
+        `activation_difference`)."""
+        layer = self.net[i]
+        g = layer.feedback["inverse"]
         a = g.add_bias(self.inverse_linear(i, y))
-        return activation_difference(g.activation, a, self.inverse_linear(i, step))
+        if i == len(self.net) - 1:  # the top target's G_L (e.g. AO-SDTP's [o, z]) is linear in y
+            d = self.top_target.last_inverse_linear(layer, step)
+        else:
+            d = layer.inverse_linear_difference(y, step)
+        return activation_difference(g.activation, a, d)
 
     def output_repr(self, logits: Tensor, h_in: Tensor) -> Tensor:
         """The last layer's output in the space G_L inverts (the top target's choice)."""
@@ -193,10 +199,12 @@ class TargetPropagation(LearningRule):
         train_feedback, train_forward = self.phase()
         with torch.set_grad_enabled(train_forward):
             hs = self.net.forward_all(x, detach=True)  # [h_1, ..., h_L]
+        self.net.pin_pool_indices()  # max-un-pooling: targets use this clean pass's switches
         early = train_forward and self.schedule.targets_before_feedback
         steps = self.target_steps(x, y, hs) if early else None
         if train_feedback:
             self.feedback_step(x, hs)
+            self.net.restore_pool_indices()  # the noisy passes of the inverse losses moved them
         if train_forward:
             self.forward_step(x, y, hs, steps)
         logits = hs[-1].detach()

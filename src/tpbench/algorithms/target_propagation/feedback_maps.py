@@ -60,7 +60,9 @@ class FeedbackMap:
 
 class LearnedInverse(FeedbackMap):
     """G_l(h) = σ_g(Vᵀ·h + c), V ~ U(−s, s) (s = `init_scale`, else Glorot like W) or, with
-    `init: glorot_normal`, N(0, 2/(fan_in + fan_out)) (Meulemans' code); c = 0 first."""
+    `init: glorot_normal`, N(0, 2/(fan_in + fan_out)) (Meulemans' code); c = 0 first. With
+    `mirrored`, G_l(h) = Vᵀ·σ_l(unpool(h)) + c: the block's own σ_l before Vᵀ, a linear output
+    (Ernoult et al.'s ConvT(ELU(MaxUnpool(h))) + c)."""
 
     def __init__(
         self,
@@ -70,6 +72,7 @@ class LearnedInverse(FeedbackMap):
         init_scale: float | None = None,
         standardize_targets: bool = False,
         init: str = "glorot",
+        mirrored: bool = False,
     ):
         super().__init__(hybrid, activation, standardize_targets)
         if init not in ("glorot", "glorot_normal"):
@@ -82,10 +85,14 @@ class LearnedInverse(FeedbackMap):
             )
         self.difference = difference
         self.init_scale, self.init = init_scale, init
+        self.mirrored = mirrored  # G(h) = Vᵀ·σ_l(unpool(h)) + c, linear output (Ernoult)
 
     def build(self, rule) -> None:
         for i in rule.inverse_ids:
-            rule.net[i].build_inverse(self.activation_of(rule, i), self.init_scale, self.init)
+            layer = rule.net[i]
+            layer.build_inverse(
+                self.activation_of(rule, i), self.init_scale, self.init, self.mirrored
+            )
 
     def propagate(self, rule, i, h_in, h_out, step) -> Tensor:
         if self.difference:

@@ -102,8 +102,12 @@ class LDRL(InverseLoss):
         return noise
 
     def loss(self, rule, j, h_in, h_out, noise) -> Tensor:
+        f, g = self.maps(rule, j)
+        pool = rule.net[rule.inverse_ids[j]].pool
+        if pool is not None:  # max-un-pooling: G(F(h+ε)) with its own switches, the rest pinned
+            g = pool.latest_then_pinned(g, pinned_copies=2)
         eps, eta = noise["eps"], noise["eta"]
-        return ldrl_loss(*self.maps(rule, j), h_in, eps, eta, h_out, self.stop_reference)
+        return ldrl_loss(f, g, h_in, eps, eta, h_out, self.stop_reference)
 
 
 class DRL(InverseLoss):
