@@ -86,4 +86,5 @@ def test_cli_report_by_a_config_value(sweep, tmp_path):
     assert "| bp seed=None |" in (sweep / "report.md").read_text()
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["report", str(empty)]) == 1
+    with pytest.raises(SystemExit, match="1"):
+        main(["report", str(empty)])

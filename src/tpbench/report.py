@@ -31,6 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
+from tpbench.errors import InputError  # noqa: E402
 from tpbench.paper_results import PAPER_TEST_ERRORS  # noqa: E402
 from tpbench.runs import Run, read_runs  # noqa: E402
 
@@ -158,7 +159,7 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
     """Write sensitivity.png, curves.png and report.md into root; return their paths."""
     runs = read_runs(root, by)
     if not runs:
-        raise FileNotFoundError(f"No runs (directories with .hydra/config.yaml) under {root}.")
+        raise InputError(f"No runs (directories with .hydra/config.yaml) under {root}.")
     groups = group(runs)
     labels = sorted({r.label for r in runs})
     cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")

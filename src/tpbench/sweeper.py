@@ -42,6 +42,7 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tpbench.errors import TpbenchError
+from tpbench.relaunch import quote
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +99,6 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
         # a reader (report, test) may hold the file briefly: wait instead of failing
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     return optuna.storages.RDBStorage(url)
-
-
-def quote(value: str) -> str:
-    """A string as a quoted Hydra override value (paths may hold characters the grammar uses)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def is_finished(trial: FrozenTrial) -> bool:
