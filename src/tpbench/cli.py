@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tpbench.console import configure_logging, one_sentence_errors
+from tpbench.console import configure_logging, mistakes_told
 from tpbench.errors import InputError
 
 TRAIN = "from tpbench.train import main; main()"
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     configure_logging()
-    with one_sentence_errors():
+    with mistakes_told():
         return run(args)
 
 

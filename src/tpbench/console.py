@@ -1,9 +1,11 @@
 """What a user sees on the console: progress on stdout, warnings and mistakes on stderr, no noise.
 
-- `one_sentence_errors()` wraps the command-line entry points: a mistake (a TpbenchError, a Hydra
+- `mistakes_told()` wraps the command-line entry points (and a single run's task, where Hydra
+  would otherwise add its own "Error executing job" line): a mistake (a TpbenchError, a Hydra
   composition or override error, a bad `_target_`) ends in one `ERROR: <sentence>` line on stderr
-  and exit code 1; anything else is a bug and keeps its traceback. HYDRA_FULL_ERROR=1 shows
-  tracebacks for everything, as in plain Hydra.
+  and exit code 1; anything else is a bug and keeps its traceback. `hydra_raising()` makes Hydra
+  raise its errors instead of printing them; HYDRA_FULL_ERROR=1 shows tracebacks for everything,
+  as in plain Hydra.
 - `quiet()` silences third-party warnings a user cannot act on (deprecations inside Lightning and
   torch, DataLoader-worker advice for in-memory data, the resume-into-the-same-directory notices).
   Lightning's INFO banners (GPU available, the litlogger tip) are silenced by the logging config
@@ -67,8 +69,12 @@ def one_sentence(error: BaseException) -> str | None:
     """The user-facing sentence of a mistake, or None for an error that is a bug."""
     if isinstance(error, TpbenchError):
         return str(error)
-    if isinstance(error, InstantiationException) and isinstance(error.__cause__, TpbenchError):
-        return str(error.__cause__)
+    if isinstance(error, InstantiationException):
+        if isinstance(error.__cause__, TpbenchError):
+            return str(error.__cause__)
+        key = re.search(r"full_key: (\S+)", str(error))
+        cause = error.__cause__ or condense(str(error))
+        return f"{key.group(1) if key else 'a config node'} cannot be built: {cause}"
     if isinstance(error, HydraException | OmegaConfBaseException):
         return condense(str(error))
     return None
@@ -94,22 +100,44 @@ def condense(message: str) -> str:
     return re.sub(r"\s+", " ", "; ".join(parts))
 
 
+def tell(sentence: str) -> None:
+    """`ERROR: sentence` on stderr, whatever the logging config (a sweep's trials log to files
+    only), and into the run's log file when there is one."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, sentence, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    stderr.handle(record)
+
+
 @contextmanager
-def one_sentence_errors() -> Iterator[None]:
-    """Run a command; a mistake ends in one line on stderr and exit code 1 (see module doc)."""
-    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises, so the mistake is told here
-    quiet()
+def mistakes_told() -> Iterator[None]:
+    """Run a command; a mistake ends in one line on stderr and exit code 1, a bug raises."""
     try:
         yield
     except Exception as error:
-        sentence = None if full else one_sentence(error)
+        sentence = None if _tracebacks else one_sentence(error)
         if sentence is None:
             raise
-        if not logging.getLogger().handlers:  # nothing configured yet (a composition error)
-            configure_logging()
-        log.error("%s", sentence)
+        tell(sentence)
         sys.exit(1)
+
+
+@contextmanager
+def hydra_raising() -> Iterator[None]:
+    """Make Hydra raise composition errors instead of printing them (see mistakes_told); with
+    HYDRA_FULL_ERROR=1 set by the user, every error keeps its traceback."""
+    global _tracebacks
+    _tracebacks = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    quiet()
+    try:
+        yield
     finally:
-        if not full:
+        if not _tracebacks:
             os.environ.pop("HYDRA_FULL_ERROR", None)
+
+
+_tracebacks = False  # the user asked for full tracebacks (HYDRA_FULL_ERROR=1)

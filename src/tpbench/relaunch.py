@@ -20,9 +20,9 @@ from omegaconf import OmegaConf
 from tpbench.errors import ConfigError, InputError
 from tpbench.run_state import read_state
 
-# override keys (and their sub-keys) a resume may change
-RESUMABLE = (
-    "trainer.max_epochs",
+# override keys (and their sub-keys) that leave a run's results as they are: a restarted sweep
+# may change them, and so may a resume, which may also train for more epochs
+RESULT_NEUTRAL = (
     "threads",
     "test",
     "logger",
@@ -32,6 +32,7 @@ RESUMABLE = (
     "data.data_dir",
     "paths.data_dir",
 )
+RESUMABLE = ("trainer.max_epochs", *RESULT_NEUTRAL)
 
 
 def key(override: str) -> str:

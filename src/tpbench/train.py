@@ -11,14 +11,16 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from tpbench import provenance
 from tpbench.checks import check_config, check_trainer
-from tpbench.console import one_sentence_errors
+from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
 from tpbench.fastpath import compile_layers
@@ -96,6 +98,7 @@ def _finish_wandb_runs(trainer: L.Trainer, exit_code: int) -> None:
 def train(cfg: DictConfig) -> float:
     """Fit with a validation pass per epoch, test the best checkpoint, return the metric; the
     run's state (running, then finished, failed or interrupted) is kept in its run.yaml."""
+    quiet()  # again: a launcher's job may run in a fresh process
     state = RunState(cfg.paths.output_dir)
     state.start()
     try:
@@ -168,10 +171,13 @@ def _duration(seconds: float) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float:
-    return train(cfg)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return train(cfg)  # the sweeper records a failed trial with its sentence
+    with mistakes_told():
+        return train(cfg)
 
 
 def main() -> None:
     """`python train.py [overrides]`: a mistake ends in one sentence on stderr and exit code 1."""
-    with one_sentence_errors():
+    with mistakes_told(), hydra_raising():
         _hydra_main()
