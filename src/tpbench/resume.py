@@ -19,6 +19,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from tpbench.checkpoints import LAST, LastCheckpoint
 from tpbench.errors import ConfigError
@@ -84,7 +85,9 @@ def continue_csv(trainer: L.Trainer, resumed: Resumed) -> None:
     """Keep the CSV rows up to the checkpoint and let the logger append after them.
 
     Lightning's CSV writer deletes an existing metrics.csv when it starts; the kept rows are
-    written back once it has, and the writer is told their header."""
+    written back once it has, and the writer is told their header. Rank 0 alone writes."""
+    if rank_zero_only.rank != 0:
+        return
     for logger in trainer.loggers:
         if not isinstance(logger, CSVLogger):
             continue

@@ -24,7 +24,14 @@ from tpbench.run_state import read_state
 
 STATES = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "failed"}  # Optuna's, when ended
 RUN_STATES = {"finished": "complete", "failed": "failed", "interrupted": "interrupted"}
-HIDDEN_OVERRIDES = ("paths.", "hydra.", "threads", "trainer.enable_progress_bar", "callbacks.")
+HIDDEN_OVERRIDES = (
+    "paths.",
+    "hydra.",
+    "threads",
+    "ckpt_path",
+    "trainer.enable_progress_bar",
+    "callbacks.",
+)
 
 
 @dataclass

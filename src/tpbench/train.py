@@ -16,6 +16,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate as hydra_instantiate
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from tpbench import provenance
@@ -129,7 +130,7 @@ def _train(cfg: DictConfig) -> float:
         log.info("Resuming from %s (epoch %d done)", ckpt_path, resumed.epoch)
         continue_csv(trainer, resumed)
     record = provenance.collect(str(trainer.strategy.root_device.type))
-    if trainer.is_global_zero:
+    if rank_zero_only.rank == 0:  # (the trainer does not know its rank before fitting)
         OmegaConf.save(OmegaConf.create(record), Path(cfg.paths.output_dir) / "provenance.yaml")
     with closing_wandb_runs(trainer):
         hparams = {**OmegaConf.to_container(cfg, resolve=True), "provenance": record}
