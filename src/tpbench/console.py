@@ -9,7 +9,8 @@
 - `quiet()` silences third-party warnings a user cannot act on (deprecations inside Lightning and
   torch, DataLoader-worker advice for in-memory data, the resume-into-the-same-directory notices).
   Lightning's INFO banners (GPU available, the litlogger tip) are silenced by the logging config
-  in conf/hydra/default.yaml, which also sends WARNING and above to stderr (`StderrSplit`).
+  in conf/hydra/default.yaml, which also sends WARNING and above to stderr (`BelowWarning`
+  keeps them off stdout).
 """
 
 from __future__ import annotations

@@ -44,6 +44,15 @@ def resumable(name: str) -> bool:
     return any(name == k or name.startswith(k + ".") for k in RESUMABLE)
 
 
+def results_of(command: list[str]) -> list[str]:
+    """The overrides of a command that can change its results (not threads, loggers, ...)."""
+    return sorted(
+        o
+        for o in command
+        if not any(key(o) == k or key(o).startswith(k + ".") for k in RESULT_NEUTRAL)
+    )
+
+
 def quote(value: str) -> str:
     """A string as a quoted Hydra override value (paths may hold characters the grammar uses)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -42,7 +42,7 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tpbench.errors import TpbenchError
-from tpbench.relaunch import RESULT_NEUTRAL, key, quote
+from tpbench.relaunch import quote, results_of
 from tpbench.sweep_progress import Progress, setup_log, show
 
 log = logging.getLogger("tpbench.sweep")  # own handlers: see tpbench.sweep_progress
@@ -140,15 +140,6 @@ def failure_reason(ret: JobReturn, metric: str) -> tuple[float, str | None]:
     if not math.isfinite(value):
         return math.nan, f"the objective {metric} is {value} (not logged, or NaN)"
     return value, None
-
-
-def results_of(command: list[str]) -> list[str]:
-    """The overrides of a sweep's command that can change its results (not threads, loggers...)."""
-    return sorted(
-        o
-        for o in command
-        if not any(key(o) == k or key(o).startswith(k + ".") for k in RESULT_NEUTRAL)
-    )
 
 
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
