@@ -1,25 +1,43 @@
 # One command each: `make install`, `make test`. Everything runs inside .venv.
 PY := .venv/bin/python
-PIP := .venv/bin/pip --disable-pip-version-check
-TORCH_VERSION ?= 2.13.0
+PIP := $(PY) -m pip --disable-pip-version-check
+LOCK := requirements.lock
+TORCH_VERSION ?= $(shell sed -n 's/^torch==//p' $(LOCK))
 
-.PHONY: install test test-all lint format bench report clean
+.PHONY: install install-latest lock test test-all lint format bench report clean
 
+# The exact environment of requirements.lock (docs/runs.md: provenance and how to update it).
 install:
 	python3 -m venv .venv
-	# torch first, pinned: on a CPU-only machine this takes the CPU wheel, never the CUDA build.
+	# torch first, pinned: on a CPU-only machine this takes the CPU wheel, never the CUDA build;
+	# on a GPU machine the CUDA build with its own dependencies.
+	$(PIP) install --compile "torch==$(TORCH_VERSION)"
+	# every other package at its locked version, without resolving: the lock is complete, and
+	# hydra-optuna-sweeper's optuna<3 pin (broken storage under SQLAlchemy 2) is not applied.
+	$(PIP) install --compile --no-deps -r $(LOCK)
+	$(PIP) install --compile --no-deps -e .
+	$(PY) -c "import tpbench, lightning, optuna, pandas, hydra_plugins.hydra_optuna_sweeper; print('tpbench installed')"
+
+# The newest versions pyproject.toml allows (then `make lock` records them).
+install-latest:
+	python3 -m venv .venv
 	$(PIP) install --compile "torch==$(TORCH_VERSION)"
 	$(PIP) install --compile -e ".[dev]"
-	# hydra-optuna-sweeper declares optuna<3 (broken storage under SQLAlchemy 2); its code works
-	# with the modern optuna installed above, so it is installed without its dependency pins.
+	# hydra-optuna-sweeper declares optuna<3; its code works with the modern optuna above.
 	$(PIP) install --compile --no-deps "hydra-optuna-sweeper==1.3.0"
-	$(PY) -c "import tpbench, lightning, optuna, hydra_plugins.hydra_optuna_sweeper; print('tpbench installed')"
+
+# Write requirements.lock from .venv: every installed package but tpbench, torch without its
+# +cpu / +cuXXX build suffix (the same pin takes the right build on each machine).
+lock:
+	{ echo "# The exact environment tpbench's results were measured in (Linux x86_64, Python 3.11)."; \
+	  echo "# Installed by \`make install\` (--no-deps, after torch); regenerate with \`make lock\` (docs/runs.md)."; \
+	  $(PIP) freeze --exclude-editable --exclude tpbench | grep -v '^#' | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > $(LOCK)
 
 test:
-	.venv/bin/pytest -q
+	$(PY) -m pytest -q
 
 test-all:
-	.venv/bin/pytest -q -m ""
+	$(PY) -m pytest -q -m ""
 
 lint:
 	.venv/bin/ruff check .

@@ -55,12 +55,12 @@ def test_resumed_run_matches_uninterrupted(make_cfg, tmp_path):
 
     first_cfg = make_cfg([*common, "trainer.max_epochs=2"])
     first_cfg.paths.output_dir = str(tmp_path / "first")
-    first_cfg.callbacks.model_checkpoint.dirpath = str(tmp_path / "first" / "ckpt")
+    first_cfg.callbacks.last_checkpoint.dirpath = str(tmp_path / "first" / "ckpt")
     dm, rule, trainer = build(first_cfg)
     trainer.fit(rule, datamodule=dm)
 
     resume_cfg = make_cfg([*common, "trainer.max_epochs=4"])
-    resume_cfg.callbacks.model_checkpoint.dirpath = str(tmp_path / "resumed" / "ckpt")
+    resume_cfg.callbacks.last_checkpoint.dirpath = str(tmp_path / "resumed" / "ckpt")
     dm, rule, trainer = build(resume_cfg)
     trainer.fit(rule, datamodule=dm, ckpt_path=str(tmp_path / "first" / "ckpt" / "last.ckpt"))
     for a, b in zip(full, _weights(rule), strict=True):

@@ -55,9 +55,9 @@ def test_report_writes_figures_and_a_table_next_to_the_paper(sweep):
     assert all(p.stat().st_size > 1000 for p in paths[:2])
     text = paths[2].read_text()
     bp_row = next(line for line in text.splitlines() if "| bp |" in line)
-    assert "2 / 0 / 0" in bp_row and "| 2.00 | 2.10 | 4.05 ± 2.76 (2) | 1.48 |" in bp_row
+    assert "2 / 0 / 0 / 0" in bp_row and "| 2.00 | 2.10 | 4.05 ± 2.76 (2) | 1.48 |" in bp_row
     dtp_row = next(line for line in text.splitlines() if "| dtp_alt |" in line)
-    assert "1 / 1 / 1" in dtp_row and "| 3.00 | 3.50 | – | 1.83 |" in dtp_row
+    assert "1 / 1 / 0 / 1" in dtp_row and "| 3.00 | 3.50 | – | 1.83 |" in dtp_row
     assert "dtp_alt: 1 x" in text and "diverged" in text
 
 
@@ -87,4 +87,5 @@ def test_cli_report_by_a_config_value(sweep, tmp_path):
     assert "| bp seed=None |" in (sweep / "report.md").read_text()
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["report", str(empty)]) == 1
+    with pytest.raises(SystemExit, match="1"):
+        main(["report", str(empty)])

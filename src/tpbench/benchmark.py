@@ -5,6 +5,8 @@ For one (rule, net) pair on fake data of the net's input shape, batch 128 by def
   batches, with the rule's own optimizers and no Lightning (`LearningRule.standalone_optimizers`);
 - `fit`: the full Lightning fit loop (hooks, metric updates, logging, the divergence watch) for
   the same number of steps; its excess over `bare` is the framework's overhead;
+- `bar`: `fit` with the progress bar a run shows (conf/callbacks/default.yaml), drawn as on a
+  terminal into /dev/null: the overhead a user pays at the console;
 - `peak`: the most tensor memory live at once during one step (weights, feedback, optimizer
   state, gradients, activations, temporaries; the dataset and the batch excluded), counted op by
   op with a dispatch mode, so it is exact on every device, CPU included.
@@ -15,6 +17,7 @@ shared, loaded CPU machine when torch uses one thread).
 from __future__ import annotations
 
 import gc
+import os
 import time
 import weakref
 from collections.abc import Callable
@@ -25,7 +28,7 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -74,11 +77,16 @@ NETS: dict[str, BenchNet] = {
 class Result:
     bare_s: float  # seconds per step, plain loop
     fit_s: float  # seconds per step, Lightning fit loop
+    bar_s: float  # seconds per step, Lightning fit loop with the progress bar
     peak_bytes: int
 
     @property
     def overhead(self) -> float:
         return self.fit_s / self.bare_s - 1
+
+    @property
+    def bar_overhead(self) -> float:
+        return self.bar_s / self.bare_s - 1
 
 
 def compose_train(overrides: list[str], out: str, data_dir: str | None = None) -> DictConfig:
@@ -106,6 +114,19 @@ def compose_run(overrides: list[str], batch: int, steps: int, device: str) -> Di
         ],
         str(Path(CONFIG_DIR).parent / "logs" / "bench"),
     )  # fmt: skip
+
+
+def with_progress_bar(cfg: DictConfig) -> DictConfig:
+    """The timing run's config with the default callbacks' progress bar, drawn as on a terminal
+    but into /dev/null."""
+    bar = OmegaConf.load(Path(CONFIG_DIR) / "callbacks" / "default.yaml").progress_bar
+    devnull = {"_target_": "builtins.open", "file": os.devnull, "mode": "w"}
+    bar.console_kwargs = {"file": devnull, "force_terminal": True, "width": 120}
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.trainer.enable_progress_bar = True
+        cfg.callbacks = {"progress_bar": bar}
+    return cfg
 
 
 def make_clock(kind: str, device: torch.device) -> Callable[[], float]:
@@ -210,11 +231,12 @@ def measure(
     `rounds` rounds and each keeps its fastest round (load from other processes and the memory
     allocator's page faults only ever add time)."""
     cfg = compose_run(RULES[rule] + NETS[net].overrides, batch, warmup + steps, device)
-    result = Result(float("inf"), float("inf"), 0)
+    result = Result(float("inf"), float("inf"), float("inf"), 0)
     for _ in range(rounds):
         bare_s, result.peak_bytes = time_bare(cfg, warmup, clock, device)
         result.bare_s = min(result.bare_s, bare_s)
         result.fit_s = min(result.fit_s, time_fit(cfg, warmup, clock))
+        result.bar_s = min(result.bar_s, time_fit(with_progress_bar(cfg), warmup, clock))
         gc.collect()  # free this round's nets (Trainer <-> module cycles) before the next
     return result
 
@@ -224,7 +246,7 @@ def table(title: str, batch: int, results: dict[str, Result | str]) -> list[str]
     lines = [
         f"{title}, batch {batch}",
         f"{'rule':8s} {'step ms':>9s} {'x BP':>6s} {'fit ms':>9s} {'overhead':>17s} "
-        f"{'samples/s':>10s} {'peak MB':>8s}",
+        f"{'+bar':>7s} {'samples/s':>10s} {'peak MB':>8s}",
     ]
     bp = results.get("bp")
     for name, r in results.items():
@@ -234,7 +256,7 @@ def table(title: str, batch: int, results: dict[str, Result | str]) -> list[str]
         ratio = f"{r.bare_s / bp.bare_s:6.2f}" if isinstance(bp, Result) else f"{'-':>6s}"
         lines.append(
             f"{name:8s} {r.bare_s * 1e3:9.2f} {ratio} {r.fit_s * 1e3:9.2f} "
-            f"{(r.fit_s - r.bare_s) * 1e3:+7.2f} ms {r.overhead:+6.1%} "
+            f"{(r.fit_s - r.bare_s) * 1e3:+7.2f} ms {r.overhead:+6.1%} {r.bar_overhead:+7.1%} "
             f"{batch / r.fit_s:10.0f} {r.peak_bytes / 2**20:8.1f}"
         )
     return lines

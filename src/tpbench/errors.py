@@ -19,3 +19,7 @@ class DataError(TpbenchError):
 
 class DivergedError(TpbenchError):
     """The training loss became NaN or infinite."""
+
+
+class InputError(TpbenchError):
+    """A directory or file named on the command line that is not what the command needs."""

@@ -2,39 +2,34 @@
 
 Runs and sweep trials are read by tpbench.runs. Writes into DIR:
 
-- `sensitivity.png` (Bartunov Fig. 5): per (data, net), the distribution over configurations of
-  the best test accuracy, one colour per rule; a rule whose runs have no test metric is shown with
-  its best validation accuracy, and its legend entry says so;
-- `curves.png` (Figs. 2, 8): per (data, net), train (dashed) and validation (solid) error per epoch
-  of each rule's best run (chosen on validation);
+- `sensitivity.png` (Bartunov Fig. 5) and `curves.png` (Figs. 2, 8): see tpbench.report_plots;
 - `report.md`: each rule's best validation error, the test error of that run, the mean and
   standard deviation of the test error over its finished runs (seeds), the paper's test error,
-  run counts and failure reasons.
+  run counts by state (complete / failed / interrupted / running), then each best run's
+  directory and the overrides that set its hyper-parameters, and the failure reasons.
 
 `--by KEY` splits each rule by a config value (e.g. `algo.top_target.size` for Bartunov's Fig. 4).
 
-Partial sweeps work: running trials appear in the counts and curves, not in the histograms.
+Any mix works: plain runs, sweeps (complete or partial: running trials appear in the counts and
+curves, not in the histograms), diagnostics runs, failed and interrupted runs.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import matplotlib
-import numpy as np
+from matplotlib import colormaps
+from omegaconf import OmegaConf
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from tpbench.errors import InputError
+from tpbench.paper_results import PAPER_TEST_ERRORS
+from tpbench.report_plots import plot_curves, plot_sensitivity
+from tpbench.runs import Run, read_runs
 
-from tpbench.paper_results import PAPER_TEST_ERRORS  # noqa: E402
-from tpbench.runs import Run, read_runs  # noqa: E402
-
-log = logging.getLogger(__name__)
+STATES = ("complete", "failed", "interrupted", "running")
 
 
 def group(runs: list[Run]) -> dict[tuple[str, str], dict[str, list[Run]]]:
@@ -43,75 +38,6 @@ def group(runs: list[Run]) -> dict[tuple[str, str], dict[str, list[Run]]]:
     for run in runs:
         groups[(run.data, run.net)][run.label].append(run)
     return {k: dict(sorted(v.items())) for k, v in sorted(groups.items())}
-
-
-def _axes(n: int):
-    cols = min(n, 2)
-    fig, axes = plt.subplots(
-        (n + cols - 1) // cols, cols, figsize=(6.5 * cols, 4.2 * ((n + 1) // 2)), squeeze=False
-    )
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, axes.flat
-
-
-def plot_sensitivity(groups, colors, path: Path) -> None:
-    fig, axes = _axes(len(groups))
-    for ax, ((data, net), rules) in zip(axes, groups.items()):
-        accs = [r.best_acc[0] for runs in rules.values() for r in runs if r.state == "complete"]
-        low, high = min(accs, default=0.0), max(accs, default=100.0)
-        bins = np.linspace(low - 0.5, high + 0.5, 21)  # shared by the rules of this subplot
-        for rule, runs in rules.items():
-            done = [r.best_acc for r in runs if r.state == "complete"]
-            failed = sum(r.state == "failed" for r in runs)
-            if not done and not failed:
-                continue
-            kind = "test" if all(is_test for _, is_test in done) else "best val (no test metric)"
-            label = f"{rule}: {len(done)} runs, {failed} failed, {kind}"
-            ax.hist(
-                [acc for acc, _ in done],
-                bins=bins,
-                alpha=0.55,
-                color=colors[rule],
-                label=label,
-            )
-        ax.set(
-            title=f"{data}, {net}",
-            xlabel="best accuracy (%) of a configuration",
-            ylabel="configurations",
-        )
-        ax.legend(fontsize=7)
-    fig.suptitle("Sensitivity to hyper-parameters (Bartunov et al. 2018, Fig. 5)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_curves(groups, colors, path: Path) -> None:
-    fig, axes = _axes(len(groups))
-    for ax, ((data, net), rules) in zip(axes, groups.items()):
-        for rule, runs in rules.items():
-            best = min(runs, key=lambda r: r.val_err)
-            for metric, style in (("train/err", "--"), ("val/err", "-")):
-                points = sorted(best.curves.get(metric, {}).items())
-                if points:
-                    epochs, errors = zip(*points)
-                    ax.plot(
-                        epochs,
-                        [100 * e for e in errors],
-                        style,
-                        color=colors[rule],
-                        label=f"{rule} {metric.split('/')[0]}",
-                    )
-        ax.set(
-            title=f"{data}, {net}: train (dashed), validation (solid)",
-            xlabel="epoch",
-            ylabel="error (%)",
-        )
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _pct(value: float | None) -> str:
@@ -130,19 +56,40 @@ def _spread(runs: list[Run]) -> str:
 
 def table(groups) -> list[str]:
     lines = [
-        "| data | net | rule | runs: done / failed / running | best val err % "
+        "| data | net | rule | runs: done / failed / interrupted / running | best val err % "
         "| test err % of that run | test err % mean ± sd (n) | paper test err % | source |",
         "|" + "---|" * 9,
     ]
     for (data, net), rules in groups.items():
         for label, runs in rules.items():
             n = Counter(r.state for r in runs)
-            best = min([r for r in runs if r.state == "complete"] or runs, key=lambda r: r.val_err)
+            best = best_run(runs)
             paper, source = PAPER_TEST_ERRORS.get((data, net, runs[0].rule), (None, ""))
+            counts = " / ".join(str(n[state]) for state in STATES)
             lines.append(
-                f"| {data} | {net} | {label} | {n['complete']} / {n['failed']} / {n['running']} "
+                f"| {data} | {net} | {label} | {counts} "
                 f"| {_pct(best.val_err)} | {_pct(best.last('test/err'))} | {_spread(runs)} "
                 f"| {'–' if paper is None else f'{paper:.2f}'} | {source} |"
+            )
+    return lines
+
+
+def best_run(runs: list[Run]) -> Run:
+    """The complete run with the lowest validation error (any run when none is complete)."""
+    return min([r for r in runs if r.state == "complete"] or runs, key=lambda r: r.val_err)
+
+
+def best_runs(groups, root: Path) -> list[str]:
+    """Per (data, net, rule): the best run's directory and the overrides that made it."""
+    lines = []
+    for (data, net), rules in groups.items():
+        for label, runs in rules.items():
+            best = best_run(runs)
+            where = best.path.relative_to(root) if best.path.is_relative_to(root) else best.path
+            overrides = " ".join(f"`{o}`" for o in best.overrides) or "(the defaults)"
+            lines.append(
+                f"- **{data}, {net}, {label}** ({best.state}, val err {_pct(best.val_err)} %): "
+                f"`{where}`; {overrides}"
             )
     return lines
 
@@ -158,10 +105,10 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
     """Write sensitivity.png, curves.png and report.md into root; return their paths."""
     runs = read_runs(root, by)
     if not runs:
-        raise FileNotFoundError(f"No runs (directories with .hydra/config.yaml) under {root}.")
+        raise InputError(f"No runs (directories with .hydra/config.yaml) under {root}.")
     groups = group(runs)
     labels = sorted({r.label for r in runs})
-    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
     colors = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
     paths = [root / "sensitivity.png", root / "curves.png", root / "report.md"]
     plot_sensitivity(groups, colors, paths[0])
@@ -180,6 +127,12 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
         "![curves](curves.png)",
         "",
     ]
+    lines += [
+        "## Best runs: directory and hyper-parameters (overrides)",
+        "",
+        *best_runs(groups, root),
+    ]
+    lines += [""]
     if fails := failures(runs):
         lines += ["## Failed runs", "", *fails, ""]
     paths[2].write_text("\n".join(lines))

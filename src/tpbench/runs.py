@@ -1,10 +1,13 @@
 """Runs and sweeps as they lie on disk, for `tpbench report`.
 
 A run is a directory with `.hydra/config.yaml` (and `.hydra/hydra.yaml`, whose config-group
-choices name the data, net and rule) and `csv/metrics*.csv` (a resumed run keeps its earlier rows
-in `metrics.<n>.csv`). Optuna storages under the root (`optuna.db`, `optuna.journal`) give each
-sweep trial's state and failure reason; without one, the run's `train.log` tells whether it
-finished ("Done in") or diverged.
+choices name the data, net and rule, and `.hydra/overrides.yaml`, the command line that made it)
+and `csv/metrics*.csv` (runs of older tpbench versions resumed into `metrics.<n>.csv`; rows
+without an epoch, such as the diagnostics' per-step values, are not part of the curves). A run's
+state: complete, failed, interrupted or running. Optuna storages under the root (`optuna.db`,
+`optuna.journal`) decide for sweep trials that ended (with the failure reason); otherwise the
+run's `run.yaml` (tpbench.run_state), and for runs older than that file, its `train.log`
+("Done in", or a divergence).
 """
 
 from __future__ import annotations
@@ -17,7 +20,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-STATES = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "failed"}
+from tpbench.run_state import read_state
+
+STATES = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "failed"}  # Optuna's, when ended
+RUN_STATES = {"finished": "complete", "failed": "failed", "interrupted": "interrupted"}
+HIDDEN_OVERRIDES = (
+    "paths.",
+    "hydra.",
+    "threads",
+    "ckpt_path",
+    "trainer.enable_progress_bar",
+    "callbacks.",
+)
 
 
 @dataclass
@@ -29,8 +43,9 @@ class Run:
     rule: str  # the algo config name, `_alt` for the alternating schedule (see rule_label)
     label: str  # what the report groups by: the rule, or "rule key=value" (report --by key)
     curves: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> epoch -> value
-    state: str = "running"  # complete | failed | running
+    state: str = "running"  # complete | failed | interrupted | running
     reason: str = ""
+    overrides: list[str] = field(default_factory=list)  # what set its hyper-parameters
 
     def last(self, metric: str) -> float | None:
         values = self.curves.get(metric)
@@ -64,6 +79,8 @@ def read_metrics(run_dir: Path) -> dict[str, dict[int, float]]:
     for path in files:
         with path.open(newline="") as file:
             for row in csv.DictReader(file):
+                if not row.get("epoch"):  # a per-step value (diagnostics): not an epoch's
+                    continue
                 for key, value in row.items():
                     if key not in ("epoch", "step") and value not in ("", None):
                         curves[key][int(float(row["epoch"]))] = float(value)
@@ -99,6 +116,24 @@ def state_from_log(run_dir: Path) -> tuple[str, str]:
     return ("complete" if "Done in" in text else "running"), ""
 
 
+def run_state(run_dir: Path, trials: dict) -> tuple[str, str]:
+    """(complete | failed | interrupted | running, reason)."""
+    state, reason = trials.get(run_dir.resolve(), (None, ""))
+    if state in STATES:
+        return STATES[state], reason
+    recorded = read_state(run_dir)
+    if recorded is not None:
+        return RUN_STATES.get(recorded[0], "running"), recorded[1]
+    return state_from_log(run_dir)
+
+
+def shown_overrides(run_dir: Path) -> list[str]:
+    """The run's command-line overrides, less paths, threads and console settings."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    overrides = [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
+    return [o for o in overrides if not o.lstrip("+~").startswith(HIDDEN_OVERRIDES)]
+
+
 def read_run(config: Path, trials: dict, by: str | None) -> Run:
     run_dir = config.parent.parent
     cfg = OmegaConf.load(config)
@@ -109,11 +144,8 @@ def read_run(config: Path, trials: dict, by: str | None) -> Run:
     label = f"{rule} {by}={value}" if by else rule
     run = Run(run_dir, cfg, choices.get("data", "?"), choices.get("net", "?"), rule, label)
     run.curves = read_metrics(run_dir)
-    state, run.reason = trials.get(run_dir.resolve(), (None, ""))
-    if state is None:
-        run.state, run.reason = state_from_log(run_dir)
-    else:
-        run.state = STATES.get(state, "running")
+    run.state, run.reason = run_state(run_dir, trials)
+    run.overrides = shown_overrides(run_dir)
     return run
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_optuna_sweeper._impl import (
     OptunaSweeperImpl,
     create_params_from_overrides,
@@ -42,8 +42,10 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tpbench.errors import TpbenchError
+from tpbench.relaunch import quote, results_of
+from tpbench.sweep_progress import Progress, setup_log, show
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tpbench.sweep")  # own handlers: see tpbench.sweep_progress
 
 INTERRUPTED = "interrupted"  # user attr: left RUNNING by a killed sweep, re-run, not counted
 FAIL_REASON = "fail_reason"  # user attr: why a trial failed
@@ -100,11 +102,6 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     return optuna.storages.RDBStorage(url)
 
 
-def quote(value: str) -> str:
-    """A string as a quoted Hydra override value (paths may hold characters the grammar uses)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def is_finished(trial: FrozenTrial) -> bool:
     """COMPLETE, PRUNED or FAIL; a FAIL left by a killed sweep is re-run, so it does not count."""
     if trial.state == TrialState.FAIL:
@@ -134,7 +131,9 @@ def requeue_interrupted(study: optuna.Study) -> int:
 def failure_reason(ret: JobReturn, metric: str) -> tuple[float, str | None]:
     """(objective, None) for a usable result, (nan, one-line reason) for a failed trial."""
     try:
-        value = float(ret.return_value)  # re-raises the job's exception when it failed
+        if ret.status == JobStatus.FAILED:  # (ret.return_value would also print to stderr)
+            raise ret._return_value
+        value = float(ret._return_value)
     except Exception as error:  # any error of a trial is that trial's failure
         lines = [line.strip() for line in f"{type(error).__name__}: {error}".splitlines()]
         return math.nan, " ".join(line for line in lines if line)[:500]
@@ -154,6 +153,8 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         self.sweep_dir = str(Path(str(config.hydra.sweep.dir)).absolute())
         self.storage = storage_url(self.storage, self.sweep_dir)
         self.study_name = self.study_name or Path(self.sweep_dir).name
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" lines
+        setup_log(self.sweep_dir)
 
     def sweep(self, arguments: list[str]) -> None:
         distributions, fixed = self._search_space(arguments)
@@ -161,15 +162,16 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         requeued = requeue_interrupted(study)
         finished, failed = count(study)
         log.info(
-            "Study %s: %d of %d trials finished (%d failed), %d re-queued; storage %s",
-            study.study_name,
+            "Sweep %s: %d of %d trials finished (%d failed), %d re-queued; one line per trial "
+            "below, each trial's log in <trial dir>/train.log",
+            self.sweep_dir,
             finished,
             self.n_trials,
             failed,
             requeued,
-            self.storage,
         )
         self._check_failure_budget(study)
+        self.progress = Progress(self.n_trials, str(self.config.get("optimized_metric")))
         while (to_go := self.n_trials - count(study)[0]) > 0:
             trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
             overrides = self._configure_trials(trials, distributions, fixed)
@@ -216,33 +218,50 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         started_with = study.user_attrs.get(COMMAND)
         if started_with is None:
             study.set_user_attr(COMMAND, command)
-        elif started_with != command:
+        elif results_of(started_with) != results_of(command):
+            added = sorted(set(results_of(command)) - set(results_of(started_with)))
+            dropped = sorted(set(results_of(started_with)) - set(results_of(command)))
             raise SweepError(
-                f"Study '{study.study_name}' in {self.storage} was started with overrides "
-                f"{started_with}, not {command}: repeat that command to continue it, or pass "
-                "sweep_name=<new name> to start a new sweep."
+                f"Sweep {self.sweep_dir} was started with other overrides (now added: "
+                f"{added or 'none'}, missing: {dropped or 'none'}); repeat its command to "
+                "continue it (threads, loggers, the progress bar and hydra.* may differ), or "
+                "pass sweep_name=<new name> to start a new sweep."
             )
         return study
 
     def _run_subdir(self, trial: Trial) -> str:
-        """trial_<k>; a re-run of an interrupted trial keeps that trial's directory."""
+        """trial_<k>, k counting configurations (no gaps: a re-run of an interrupted trial is a
+        new Optuna trial but keeps its configuration's directory)."""
         run_dir = trial.user_attrs.get(RUN_DIR)
         if run_dir is None:
-            run_dir = str(Path(self.sweep_dir) / f"trial_{trial.number:03d}")
+            used = {t.user_attrs.get(RUN_DIR) for t in trial.study.get_trials(deepcopy=False)}
+            run_dir = str(Path(self.sweep_dir) / f"trial_{len(used - {None}):03d}")
             trial.set_user_attr(RUN_DIR, run_dir)
         return Path(run_dir).name
 
     def _tell(self, study: optuna.Study, trial: Trial, ret: JobReturn) -> None:
-        value, reason = failure_reason(ret, str(self.config.get("optimized_metric")))
+        metric = str(self.config.get("optimized_metric"))
+        value, reason = failure_reason(ret, metric)
         if reason is not None:
             trial.set_user_attr(FAIL_REASON, reason)
-            log.warning("Trial %d failed: %s", trial.number, reason)
         state = TrialState.FAIL if reason else TrialState.COMPLETE
         try:
             study.tell(trial, state=state, values=None if reason else [value])
         except RuntimeError as error:  # GridSampler stops the study after the last grid point
             if "Study.stop" not in str(error):
                 raise
+        outcome = f"FAIL {reason}" if reason else f"COMPLETE {metric} {show(metric, value)}"
+        run = Path(trial.user_attrs[RUN_DIR]).name
+        log.info("%s", self.progress.line(count(study)[0], run, outcome, self._best(study)))
+
+    def _best(self, study: optuna.Study) -> tuple[float, str] | None:
+        """(value, run dir name) of the best complete trial so far."""
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            return None
+        sign = 1 if self._get_directions()[0] == "minimize" else -1
+        best = min(complete, key=lambda t: sign * t.value)
+        return best.value, Path(best.user_attrs.get(RUN_DIR, f"trial {best.number}")).name
 
     def _check_failure_budget(self, study: optuna.Study) -> None:
         finished, failed = count(study)
@@ -270,7 +289,10 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 best_run_dir=best.user_attrs.get(RUN_DIR),
             )
             log.info(
-                "Best value %s in %s: %s", best.value, best.user_attrs.get(RUN_DIR), best.params
+                "Best %s in %s: %s",
+                show(str(self.config.get("optimized_metric")), best.value),
+                best.user_attrs.get(RUN_DIR),
+                best.params,
             )
         OmegaConf.save(
             OmegaConf.create(results), Path(self.sweep_dir) / "optimization_results.yaml"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,11 +15,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate as hydra_instantiate
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from tpbench import provenance
+from tpbench.checks import check_config, check_trainer
+from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
+from tpbench.resume import continue_csv, open_checkpoint, resolve
+from tpbench.run_state import RunState
 
 log = logging.getLogger("tpbench")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -70,26 +75,6 @@ def build(cfg: DictConfig):
     return datamodule, rule, trainer
 
 
-def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer, output_dir: str) -> str | None:
-    """`auto`: this run's checkpoints/last.ckpt when it exists (a re-run sweep trial, a requeued
-    Slurm job; the earlier CSV rows are kept as csv/metrics.<n>.csv), else a fresh start; any
-    other value is used as given."""
-    if ckpt_path != "auto":
-        return ckpt_path
-    callback = trainer.checkpoint_callback
-    dirpath = getattr(callback, "dirpath", None) or Path(output_dir) / "checkpoints"
-    last = Path(dirpath) / "last.ckpt"
-    if not last.is_file():
-        return None
-    log.info("Resuming from %s", last)
-    for logger in trainer.loggers:  # CSVLogger deletes an existing metrics.csv: keep its rows
-        old = Path(logger.log_dir) / "metrics.csv" if isinstance(logger, CSVLogger) else None
-        if old is not None and old.is_file():
-            n = len(list(old.parent.glob("metrics.*.csv")))
-            old.rename(old.with_name(f"metrics.{n}.csv"))
-    return str(last)
-
-
 @contextmanager
 def closing_wandb_runs(trainer: L.Trainer) -> Iterator[None]:
     """Finish this run's W&B run at the end, marked failed on an error. Lightning leaves it open,
@@ -111,15 +96,45 @@ def _finish_wandb_runs(trainer: L.Trainer, exit_code: int) -> None:
 
 
 def train(cfg: DictConfig) -> float:
-    """Fit with a validation pass per epoch, test the best checkpoint, return the metric."""
+    """Fit with a validation pass per epoch, test the best checkpoint, return the metric; the
+    run's state (running, then finished, failed or interrupted) is kept in its run.yaml."""
+    quiet()  # again: a launcher's job may run in a fresh process
+    state = RunState(cfg.paths.output_dir)
+    state.start()
+    try:
+        value = _train(cfg)
+    except TpbenchError as error:
+        state.end("failed", str(error))
+        raise
+    except (KeyboardInterrupt, SystemExit) as error:  # Ctrl-C, SIGTERM, a requeue signal
+        state.end("interrupted", f"stopped by {type(error).__name__}; last.ckpt is kept")
+        raise
+    except BaseException as error:
+        state.end("failed", f"{type(error).__name__}: {error}")
+        raise
+    state.end("finished")
+    return value
+
+
+def _train(cfg: DictConfig) -> float:
     start = time.perf_counter()
     if cfg.get("threads"):
         set_threads(int(cfg.threads))  # parallel trials (and DDP processes) share the cores
+    check_config(cfg)
     datamodule, rule, trainer = build(cfg)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, cfg.paths.output_dir)
+    check_trainer(trainer, OmegaConf.select(cfg, "trainer.devices"))
+    ckpt_path = resolve(cfg.get("ckpt_path"), trainer, cfg.paths.output_dir)
+    if ckpt_path is not None:
+        resumed = open_checkpoint(ckpt_path, rule)
+        log.info("Resuming from %s (epoch %d done)", ckpt_path, resumed.epoch)
+        continue_csv(trainer, resumed)
+    record = provenance.collect(str(trainer.strategy.root_device.type))
+    if rank_zero_only.rank == 0:  # (the trainer does not know its rank before fitting)
+        OmegaConf.save(OmegaConf.create(record), Path(cfg.paths.output_dir) / "provenance.yaml")
     with closing_wandb_runs(trainer):
+        hparams = {**OmegaConf.to_container(cfg, resolve=True), "provenance": record}
         for logger in trainer.loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            logger.log_hyperparams(hparams)
         trainer.fit(rule, datamodule=datamodule, ckpt_path=ckpt_path)
         metrics = {
             **rule.best_scores(),
@@ -127,15 +142,14 @@ def train(cfg: DictConfig) -> float:
         }
         rule.raise_if_diverged()
         if cfg.get("test", True):
-            checkpoint = trainer.checkpoint_callback
-            ckpt = "best" if checkpoint is not None and checkpoint.best_model_path else None
+            ckpt = getattr(trainer.checkpoint_callback, "best_model_path", None) or None
             trainer.test(rule, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     log.info(
-        "Done in %.1fs: best val err %.4f, test err %s, seed %d; logs in %s",
-        time.perf_counter() - start,
-        metrics.get("val/err_best", math.nan),
-        f"{metrics['test/err']:.4f}" if "test/err" in metrics else "n/a",
+        "Done in %s: best val err %s, test err %s (seed %d); logs in %s",
+        _duration(time.perf_counter() - start),
+        _percent(metrics.get("val/err_best")),
+        _percent(metrics.get("test/err")),
         cfg.seed,
         cfg.paths.output_dir,
     )
@@ -143,12 +157,27 @@ def train(cfg: DictConfig) -> float:
     return metrics.get(name, math.nan) if name else math.nan
 
 
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.2f} %"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float:
-    try:
+def _hydra_main(cfg: DictConfig) -> float:
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return train(cfg)  # the sweeper records a failed trial with its sentence
+    with mistakes_told():
         return train(cfg)
-    except TpbenchError as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweeper records the trial as failed with this reason
-        log.error("%s", error)
-        sys.exit(1)
+
+
+def main() -> None:
+    """`python train.py [overrides]`: a mistake ends in one sentence on stderr and exit code 1."""
+    with mistakes_told(), hydra_raising():
+        _hydra_main()
