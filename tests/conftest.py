@@ -47,3 +47,12 @@ def compose_config(overrides: list[str], tmp_path: Path, fast: bool = True) -> D
 @pytest.fixture
 def make_cfg(tmp_path):
     return lambda overrides=(), **kw: compose_config(list(overrides), tmp_path, **kw)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny nets: one thread is fastest, and avoids oversubscribing a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

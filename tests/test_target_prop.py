@@ -21,14 +21,7 @@ from tpbench.errors import ConfigError
 from tpbench.nets.architectures import conv, fc, lc
 from tpbench.train import instantiate
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets: one thread is fastest, and avoids oversubscribing a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny nets, one thread
 
 
 ADAM = functools.partial(torch.optim.Adam, lr=1e-3)

@@ -10,14 +10,7 @@ import torch
 from tpbench.errors import ConfigError
 from tpbench.train import build, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets: one thread is fastest, and avoids oversubscribing a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny nets, one thread
 
 
 SMALL = [
