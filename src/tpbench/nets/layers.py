@@ -6,6 +6,7 @@ pathway with its own weights of W's shape computes "Vᵀ·" with the same struct
 Feedback pathways built on request live in `layer.feedback` and are never forward parameters.
 A layer owns its forward pass under every rule: a rule that changes how the error flows back
 through W·x (feedback alignment) passes a `route` to `forward` (see routes.py).
+A layer may normalise its pre-activation (`layer.norm`, see norms.py): h = σ(N(W·x + b)).
 A spatial layer may end with max-pooling (`layer.pool`, see pooling.py): h = pool(σ(W·x + b));
 its learned inverse then un-pools first, so `inverse` always maps out_shape to in_shape.
 """
@@ -20,6 +21,7 @@ from torch import Tensor, nn
 from tpbench.errors import ConfigError
 from tpbench.nets.activations import make_activation
 from tpbench.nets.feedback import FixedFeedback, LearnedInverse, glorot_bound, random_tensor
+from tpbench.nets.norms import make_norm
 from tpbench.nets.pooling import MaxPool
 
 INITS = ("glorot", "kaiming", "lecun", "orthogonal")
@@ -58,6 +60,7 @@ class Layer(nn.Module):
         self.activation = make_activation(activation)
         self.has_bias = bias
         self.pool: MaxPool | None = None  # spatial layers may pool their output
+        self.norm: nn.Module | None = None  # h = σ(N(W·x + b)) with a normalisation N
         self.feedback = nn.ModuleDict()
 
     # --- the structured linear map; subclasses implement both --------------------------------
@@ -82,12 +85,15 @@ class Layer(nn.Module):
         return a if self.bias is None else a + self.bias
 
     def forward(self, x: Tensor, route=None) -> Tensor:
-        """h = σ(W·x + b), or pool(σ(W·x + b)) for a pooling layer; `route` as in preactivation."""
-        h = self.activation(self.preactivation(x, route))
+        """h = σ(W·x + b), σ(N(W·x + b)) with a norm, then pool(h) for a pooling layer; `route`
+        as in preactivation."""
+        a = self.preactivation(x, route)
+        h = self.activation(a if self.norm is None else self.norm(a))
         return h if self.pool is None else self.pool(h)
 
     def forward_parameters(self) -> list[nn.Parameter]:
-        return [p for p in (self.weight, self.bias) if p is not None]
+        norm = [] if self.norm is None else list(self.norm.parameters())
+        return [p for p in (self.weight, self.bias) if p is not None] + norm
 
     def feedback_parameters(self) -> list[nn.Parameter]:
         return list(self.feedback.parameters())
@@ -174,8 +180,11 @@ class Layer(nn.Module):
 class Dense(Layer):
     """Fully-connected layer; flattens its input. W: (out_features, in_features)."""
 
-    def __init__(self, in_shape, out_features: int, activation="tanh", bias=True, init="glorot"):
+    def __init__(
+        self, in_shape, out_features: int, activation="tanh", bias=True, init="glorot", norm=None
+    ):
         super().__init__(in_shape, (out_features,), activation, bias)
+        self.norm = make_norm(norm, self.out_shape)
         in_features = math.prod(self.in_shape)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
