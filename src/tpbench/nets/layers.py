@@ -162,20 +162,6 @@ class Layer(nn.Module):
         self.feedback[name] = FixedFeedback(weight.to(self.weight.device))
         return self.feedback[name].weight
 
-    def build_direct_feedback(
-        self,
-        num_outputs: int,
-        distribution: str = "uniform",
-        scale: float | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """DFA's D_l: (num_outputs, *out_shape), maps the output error e to this layer."""
-        fan = math.prod(self.out_shape)
-        scale = glorot_bound(num_outputs, fan) if scale is None else scale
-        return self.build_fixed_feedback(
-            "D", distribution, scale, (num_outputs, *self.out_shape), generator
-        )
-
 
 class Dense(Layer):
     """Fully-connected layer; flattens its input. W: (out_features, in_features)."""
