@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from tests.conftest import CONF, NEEDS_32x32, ROOT
+from tests.conftest import CONF, NEEDS_32PX, ROOT
 from tpbench.errors import ConfigError
 from tpbench.train import instantiate as build_net
 
@@ -38,7 +38,7 @@ def test_data_instantiates_without_reading(make_cfg, option):
 @pytest.mark.parametrize("shape,classes", [((1, 28, 28), 10), ((3, 32, 32), 100)])
 def test_net_instantiates_for_each_data_shape(make_cfg, option, shape, classes):
     cfg = make_cfg([f"net={option}"]).net
-    if option in NEEDS_32x32 and shape[1] < 32:
+    if option in NEEDS_32PX and shape[1] < 32:
         with pytest.raises(ConfigError, match="does not fit"):
             build_net(cfg, in_shape=shape, num_classes=classes)
         return

@@ -18,9 +18,7 @@ from tpbench.nets.routes import DirectFeedback
 from tpbench.train import train
 
 # the layer-sequence nets (ResNets, LeNet on 32x32 and net=torch: tests/test_resnets.py, ...)
-NETS = sorted(
-    p.stem for p in (CONF / "net").glob("*.yaml") if p.stem not in NOT_LAYER_SEQUENCES
-)
+NETS = sorted(p.stem for p in (CONF / "net").glob("*.yaml") if p.stem not in NOT_LAYER_SEQUENCES)
 SHAPES = [(1, 28, 28), (3, 32, 32)]
 
 

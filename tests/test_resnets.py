@@ -5,7 +5,6 @@ them in one sentence."""
 from __future__ import annotations
 
 import copy
-
 from functools import partial
 
 import pytest
@@ -124,7 +123,8 @@ def test_dfa_update_of_a_residual_block_equals_a_hand_computation():
     rule = DirectFeedbackAlignment(net, SGD, feedback_seed=5)
     x, y = batch((2, 6, 6), 4)
     w1, w2, ws = (c.weight.detach().clone() for c in (block.conv1, block.conv2, block.shortcut))
-    d2, d_head = block.conv2.feedback["D"].weight, net[1].feedback["D"].weight  # (4, 3, 3, 3), (4, 3)
+    d2 = block.conv2.feedback["D"].weight  # (4, 3, 3, 3)
+    d_head = net[1].feedback["D"].weight  # (4, 3)
     assert "D" not in block.conv1.feedback and "D" not in block.shortcut.feedback  # read the data
     w_head, b_head = net[1].weight.detach().clone(), net[1].bias.detach().clone()
     n1, n2, ns = (copy.deepcopy(c.norm) for c in (block.conv1, block.conv2, block.shortcut))

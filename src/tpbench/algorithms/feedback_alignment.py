@@ -18,42 +18,14 @@ Every random tensor comes from `feedback_seed`, so runs are reproducible and DDP
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from tpbench.algorithms.base import LearningRule
 from tpbench.errors import ConfigError
 from tpbench.nets import Layer, Network
-from tpbench.nets.feedback import FixedFeedback, random_tensor
+from tpbench.nets.alignment import build_aligned_feedback, redraw
 from tpbench.nets.routes import ROUTE_KINDS, AlignedFeedback, routed_layers
-
-
-def default_scale(weight: Tensor, feedback: str, distribution: str) -> float:
-    """Feedback like W's init: the std σ_W of W as built; U(−√3·σ_W, √3·σ_W) or N(0, σ_W²) for
-    B and R (so a uniform init is matched exactly), s = σ_W for uSF."""
-    std = float(weight.detach().std())
-    return std * math.sqrt(3.0) if distribution == "uniform" and feedback != "usf" else std
-
-
-def build_aligned_feedback(
-    layers: list, kind: str, distribution: str, scale: float | None, seed: int
-) -> list[float]:
-    """`layer.feedback["B"]` for every layer, from one generator seeded by `seed`; returns the
-    scale of each: B or R ~ U(−s, s) / N(0, s²) (fa; |R| for frsf, brsf), or the 0-d s (usf)."""
-    generator = torch.Generator().manual_seed(seed)
-    scales = []
-    for layer in layers:
-        s = default_scale(layer.weight, kind, distribution) if scale is None else scale
-        scales.append(s)
-        if kind == "usf":  # only the scalar s is kept (0-d): B = s·sign(W)
-            b = torch.tensor(s)
-        else:
-            b = random_tensor(tuple(layer.weight.shape), distribution, s, generator)
-            b = b if kind == "fa" else b.abs_()  # frSF / brSF keep the magnitudes |R| only
-        layer.feedback["B"] = FixedFeedback(b.to(layer.weight.device))
-    return scales
 
 
 class FeedbackAlignment(LearningRule):
@@ -96,12 +68,7 @@ class FeedbackAlignment(LearningRule):
         device = self.layers[0].weight.device
         seed = self.feedback_seed * 1_000_003 + self.global_step
         generator = torch.Generator(device=device).manual_seed(seed)
-        for layer, scale in list(zip(self.layers, self.scales))[1:]:
-            magnitude = layer.feedback["B"].weight
-            if self.feedback_distribution == "uniform":
-                magnitude.uniform_(0, scale, generator=generator)  # |U(−s, s)|
-            else:
-                magnitude.normal_(0, scale, generator=generator).abs_()  # |N(0, s²)|
+        redraw(self.layers[1:], self.scales[1:], self.feedback_distribution, generator)
 
     def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """One forward, one backward with B_l in place of W_l, one optimizer step."""

@@ -30,9 +30,7 @@ def lenet(
     shape = tuple(in_shape)
     for i, width in enumerate(channels):
         pool = 2 if i < len(channels) - 1 else None
-        layers.append(
-            Conv2d(shape, width, 5, 1, activation, True, init, pool=pool, padding=0)
-        )
+        layers.append(Conv2d(shape, width, 5, 1, activation, True, init, pool=pool, padding=0))
         shape = layers[-1].out_shape
     layers.append(Dense(shape, hidden, activation, True, init))
     layers.append(Dense(layers[-1].out_shape, num_classes, "identity", True, init))
