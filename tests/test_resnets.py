@@ -203,3 +203,18 @@ def test_resnet_options_from_yaml_projection_shortcuts_and_batch_norm_everywhere
     convs = [m for m in routed_layers(net) if m is not net[-1]]
     assert len(convs) == 19 + 2 and all(c.norm is not None for c in convs)  # + 2 projections
     assert isinstance(net[-1].norm, type(None)) and (CONF / "net" / "resnet20.yaml").is_file()
+
+
+def test_mnist_resized_to_32_on_the_device(tmp_path):
+    """data.resize=32: the data module reports (1, 32, 32) and serves bilinearly resized batches
+    (a constant image stays constant), so LeNet as biotorch runs it fits MNIST."""
+    from tpbench.data.mnist import MNISTDataModule
+
+    dm = MNISTDataModule(data_dir=str(tmp_path), resize=32, normalize=False)
+    assert dm.shape == (1, 32, 32)
+    x = torch.full((3, 1, 28, 28), 51, dtype=torch.uint8)
+    out = dm.normalizer(x)
+    assert out.shape == (3, 1, 32, 32)
+    torch.testing.assert_close(out, torch.full_like(out, 0.2))
+    with pytest.raises(ConfigError, match="data.resize"):
+        MNISTDataModule(resize=[32])

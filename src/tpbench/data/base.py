@@ -64,11 +64,12 @@ class TensorDataModule(L.LightningDataModule):
         resize: int | Sequence[int] | None = None,
     ):
         super().__init__()
-        if resize is not None:  # every batch is resized on the device (augment.Normalize)
-            size = (resize, resize) if isinstance(resize, int) else tuple(resize)
-            if len(size) != 2 or min(size) < 1:
+        self.resize = None  # (H, W): every batch is resized on the device (augment.Normalize)
+        if resize is not None:
+            self.resize = (resize, resize) if isinstance(resize, int) else tuple(resize)
+            if len(self.resize) != 2 or min(self.resize) < 1:
                 raise ConfigError(f"data.resize={resize} must be a size S or [H, W], positive.")
-            self.shape = (self.shape[0], *size)
+            self.shape = (self.shape[0], *self.resize)
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.seed = val_size, seed
@@ -186,7 +187,7 @@ class TensorDataModule(L.LightningDataModule):
                 f"channel ({self.shape[0]})."
             )
         stats = (self.mean, self.std) if self.normalize else (None, None)
-        return Normalize(*stats, size=tuple(self.shape[1:]) if len(self.shape) == 3 else None)
+        return Normalize(*stats, size=self.resize)
 
     def _batches(self, split: str, train: bool) -> TensorBatches:
         x, y = self.splits[split]
