@@ -3,7 +3,7 @@
 - `LearnedInverse`: G(h) = σ_g(Vᵀ·h + c), V of W's shape, applied with the layer's own transposed
   structure (so V = W gives G(h) = σ_g(Wᵀ·h + c)). Trainable: these are feedback parameters.
 - `FixedFeedback`: a fixed random tensor (a buffer, never trained, saved in checkpoints):
-  B of W's shape (FA, sign-symmetry, FW-DTP) or D of shape (num_outputs, *out_shape) (DFA).
+  B of W's shape (FA, sign-symmetry, FW-DTP) or D of shape (num_outputs, *in_shape) (DFA).
 """
 
 from __future__ import annotations

@@ -155,7 +155,7 @@ class Layer(nn.Module):
         shape: tuple[int, ...] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """A fixed random tensor in `feedback[name]`: W's shape by default (B for FA, FW-DTP);
+        """A fixed random tensor in `feedback[name]`: W's shape by default (FW-DTP's B);
         `scale` None means like W's Glorot init. Returns the tensor."""
         scale = glorot_bound(*self.fan_in_out) if scale is None else scale
         weight = random_tensor(shape or tuple(self.weight.shape), distribution, scale, generator)
