@@ -163,7 +163,10 @@ def test_dfa_update_of_a_residual_block_equals_a_hand_computation():
         torch.testing.assert_close(param.grad, want, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("algo", ["fa", "usf", "frsf", "brsf", "dfa"])
+SLOW_RULES = [pytest.param(a, marks=pytest.mark.slow) for a in ("usf", "frsf", "brsf")]
+
+
+@pytest.mark.parametrize("algo", ["fa", "dfa", *SLOW_RULES])
 def test_every_feedback_alignment_rule_trains_a_resnet(make_cfg, algo):
     """Through the config and trainer, on 3x16x16 fake data: the training loss falls (the fake
     labels hide in per-pixel prototypes that global average pooling mostly blurs, so no accuracy
