@@ -30,7 +30,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from tpbench.nets.feedback import FixedFeedback, random_tensor
+from tpbench.nets.feedback import FixedFeedback, glorot_bound, random_tensor
 
 ROUTE_KINDS = ("fa", "usf", "frsf", "brsf")
 
@@ -123,7 +123,7 @@ class DirectFeedback(Route):
     def build(self, layer, in_shape: tuple[int, ...], device: torch.device) -> None:
         """D of shape (num_outputs, *in_shape), in `layer.feedback["D"]`."""
         fan = math.prod(in_shape)
-        scale = (6.0 / (self.num_outputs + fan)) ** 0.5 if self.scale is None else self.scale
+        scale = glorot_bound(self.num_outputs, fan) if self.scale is None else self.scale
         d = random_tensor((self.num_outputs, *in_shape), self.distribution, scale, self.generator)
         layer.feedback["D"] = FixedFeedback(d.to(device))
 
