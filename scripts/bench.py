@@ -9,6 +9,7 @@ activations; not the dataset). See src/tpbench/benchmark.py for how each is meas
 
     python scripts/bench.py                                   # every net x the default rules
     python scripts/bench.py --nets mnist_fc cifar_fc --rules bp fa dtp --steps 30
+    python scripts/bench.py --nets resnet20                   # BP, FA, uSF, frSF, brSF, DFA
     python scripts/bench.py --device gpu                      # or cpu (default when no GPU)
     python scripts/bench.py --threads 1 --clock cpu           # a shared, loaded CPU machine
 """
@@ -66,9 +67,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     for name in ("lightning", "lightning.pytorch", "tpbench"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    rules = ["bp", *[r for r in args.rules if r != "bp"]]
     print(f"# tpbench bench: {machine(args)}\n")
     for net in args.nets:
+        # a net that only some rules train (ResNets: the FA family) runs those by default
+        chosen = NETS[net].rules if NETS[net].rules and args.rules == DEFAULT_RULES else args.rules
+        rules = ["bp", *[r for r in chosen if r != "bp"]]
         steps = args.steps or NETS[net].steps
         start = time.perf_counter()
         settings = (args.batch, steps, args.warmup, args.device, args.clock, args.rounds)

@@ -14,6 +14,10 @@ from omegaconf import DictConfig, open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+# conf/net options that are not a plain sequence of layers with learned inverses (residual
+# blocks, a wrapped torch model), or need 32x32 inputs (LeNet as biotorch runs it)
+NOT_LAYER_SEQUENCES = ("lenet_biotorch", "resnet18", "resnet20", "resnet56", "torch")
+NEEDS_32PX = ("lenet_biotorch",)
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 

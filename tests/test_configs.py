@@ -9,7 +9,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from tests.conftest import CONF, ROOT
+from tests.conftest import CONF, NEEDS_32PX, ROOT
+from tpbench.errors import ConfigError
+from tpbench.train import instantiate as build_net
 
 INSTANTIATED_GROUPS = ("algo", "net", "data", "trainer", "logger", "callbacks")
 
@@ -35,7 +37,12 @@ def test_data_instantiates_without_reading(make_cfg, option):
 @pytest.mark.parametrize("option", options("net"))
 @pytest.mark.parametrize("shape,classes", [((1, 28, 28), 10), ((3, 32, 32), 100)])
 def test_net_instantiates_for_each_data_shape(make_cfg, option, shape, classes):
-    net = instantiate(make_cfg([f"net={option}"]).net, in_shape=shape, num_classes=classes)
+    cfg = make_cfg([f"net={option}"]).net
+    if option in NEEDS_32PX and shape[1] < 32:
+        with pytest.raises(ConfigError, match="does not fit"):
+            build_net(cfg, in_shape=shape, num_classes=classes)
+        return
+    net = instantiate(cfg, in_shape=shape, num_classes=classes)
     assert net.forward_parameters()
 
 

@@ -23,6 +23,7 @@ QUICK = {
     "bartunov_mnist_fc_dtp_alt", "bartunov_mnist_fc_dfa", "bartunov_mnist_lc_aosdtp",
     "bartunov_mnist_conv_bp", "bartunov_imagenet32_lc_fa", "bartunov_cifar10_fc_aosdtp_aux",
     "fwdtp_mnist_fc_fwdtp", "ernoult_cifar10_vgg_ldrl", "tuned20_mnist_fc_ldrl",
+    "biotorch_mnist_lenet_dfa",
 }  # fmt: skip
 
 

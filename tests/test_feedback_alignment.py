@@ -191,8 +191,9 @@ def test_dfa_updates_equal_a_hand_computation_of_delta():
     rule = DirectFeedbackAlignment(net, SGD, feedback_seed=3)
     params = [p.detach().clone() for p in net.forward_parameters()]  # before the step
     w1, b1, w2, b2, w3, b3 = params
-    d1, d2 = (net[i].feedback["D"].weight.clone() for i in (0, 1))  # (5, 7), (5, 6)
-    assert d1.shape == (5, 7) and d2.shape == (5, 6) and "D" not in net[2].feedback
+    # D on the layer that reads h_l: (5, 7) maps e to h_1, (5, 6) to h_2; none for the data
+    d1, d2 = (net[i].feedback["D"].weight.clone() for i in (1, 2))
+    assert d1.shape == (5, 7) and d2.shape == (5, 6) and "D" not in net[0].feedback
     fit_steps(rule, [(x, y)])
 
     h0 = x.flatten(1)  # (N, 36)
@@ -263,7 +264,7 @@ def test_dfa_through_max_pooling_equals_a_hand_computation():
     rule = DirectFeedbackAlignment(net, SGD, feedback_seed=3)
     weights = [layer.weight.detach().clone() for layer in net]
     biases = [layer.bias.detach().clone() for layer in net]
-    feedback = [net[i].feedback["D"].weight.clone() for i in (0, 1)]  # (5, 4, 4, 4), (5, 3, 2, 2)
+    feedback = [net[i].feedback["D"].weight.clone() for i in (1, 2)]  # (5, 4, 4, 4), (5, 3, 2, 2)
     fit_steps(rule, [(x, y)])
 
     h, inputs, deltas = x, [], []

@@ -9,14 +9,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF
+from tests.conftest import CONF, NOT_LAYER_SEQUENCES
 from tpbench.errors import ConfigError
 from tpbench.nets import Conv2d, Dense, LocallyConnected2d, MaxPool
 from tpbench.nets.activations import activation_difference, make_activation
 from tpbench.nets.architectures import conv, fc, lc
+from tpbench.nets.routes import DirectFeedback
 from tpbench.train import train
 
-NETS = sorted(p.stem for p in (CONF / "net").glob("*.yaml"))
+# the layer-sequence nets (ResNets, LeNet on 32x32 and net=torch: tests/test_resnets.py, ...)
+NETS = sorted(p.stem for p in (CONF / "net").glob("*.yaml") if p.stem not in NOT_LAYER_SEQUENCES)
 SHAPES = [(1, 28, 28), (3, 32, 32)]
 
 
@@ -29,7 +31,7 @@ def add_all_feedback(net, classes: int) -> None:
     for layer in net:
         layer.build_inverse("identity")
         layer.build_fixed_feedback("B")
-        layer.build_direct_feedback(classes)
+        DirectFeedback(classes).build(layer, layer.in_shape, layer.weight.device)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -49,7 +51,7 @@ def test_every_net_on_every_data_shape(name, shape):
         assert layer.linear(h_in).shape[1:] == layer.linear_shape
         assert layer.inverse(torch.randn_like(h)).shape[1:] == layer.in_shape
         assert layer.feedback["B"].weight.shape == layer.weight.shape
-        assert layer.feedback["D"].weight.shape == (7, *layer.out_shape)
+        assert layer.feedback["D"].weight.shape == (7, *layer.in_shape)
     forward = {id(p) for p in net.forward_parameters()}
     feedback = {id(p) for p in net.feedback_parameters()}
     assert forward and feedback and not forward & feedback

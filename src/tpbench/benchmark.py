@@ -51,6 +51,7 @@ class BenchNet:
     title: str
     overrides: list[str]  # the net and the data shape it is built for
     steps: int  # timed steps by default (after warm-up): fewer for slow nets
+    rules: list[str] | None = None  # the rules that can train it, when not every default rule
 
 
 NETS: dict[str, BenchNet] = {
@@ -69,6 +70,12 @@ NETS: dict[str, BenchNet] = {
     ),
     "vgg": BenchNet(
         "simple VGG (ernoult_vgg, CIFAR 32x32)", ["net=ernoult_vgg", "data.shape=[3,32,32]"], 2
+    ),
+    "resnet20": BenchNet(
+        "ResNet-20 (net=resnet20, CIFAR 32x32, batch norm): the feedback-alignment family",
+        ["net=resnet20", "data.shape=[3,32,32]"],
+        3,
+        ["bp", "fa", "usf", "frsf", "brsf", "dfa"],
     ),
 }
 

@@ -1,21 +1,20 @@
 """Direct feedback alignment (Nøkland 2016): the output error goes straight to every hidden layer.
 
-e = ∂ℓ/∂h_L (the gradient of the task loss w.r.t. the logits) reaches hidden layer l through a
-fixed random D_l of shape (num_classes, *out_shape_l): δ_l = (e·D_l) ⊙ σ′(a_l). The output layer
-gets its true gradient. All layers update from the one error at once: every layer's input is
-detached, and a single backward of
+e = ∂ℓ/∂h_L (the gradient of the task loss w.r.t. the logits) reaches every weight layer's input
+through a fixed random D of shape (num_outputs, *input shape): the `DirectFeedback` route
+(tpbench.nets.routes) sends ∂ℓ/∂x = e·D in place of Wᵀ·δ. The output layer gets its true
+gradient, and in a chain h_l = σ(a_l) each hidden layer gets
 
-    ℓ(h_L) + Σ_{l<L} ⟨h_l, sg(e·D_l)⟩
+    δ_l = (e·D_{l+1}) ⊙ σ′(a_l),
 
-gives ∂/∂W_L = the true gradient and ∂/∂a_l = (e·D_l) ⊙ σ′(a_l) for every hidden l, with no
-sequential pass through the net. D_l maps the num_classes outputs to the layer's output, nothing
-bigger, so all D_l take num_classes · Σ_{l<L} |h_l| floats.
+D_{l+1} mapping the outputs to h_l: Nøkland's rule, with the matrix stored on the layer that
+reads h_l. One forward and one backward pass, like backprop, with no Wᵀ anywhere.
 
-Pooling: a spatial layer may end with max-pooling, h_l = pool(σ(a_l)). Its units are the pooled
-ones, so D_l maps e to the pooled output (the smaller D) and the layer's own local Jacobian — the
-pool's max switch, then σ′ — carries e·D_l down to a_l: δ_l = S_lᵀ(e·D_l) ⊙ σ′(a_l), where S_l
-selects each window's maximum. Without pooling S_l = I and this is the formula above. The switch
-involves no weights, so no weight transport enters.
+Pooling: a spatial layer may end with max-pooling, h_l = pool(σ(a_l)). The next layer's input is
+the pooled map, so D maps e to the pooled units (the smaller D) and the pool's max switch, then
+σ′, carries e·D down to a_l: δ_l = S_lᵀ(e·D) ⊙ σ′(a_l), S_l selecting each window's maximum.
+Residual blocks and batch norm: e·D enters the input of every convolution in the block (and of a
+projection shortcut); the identity shortcut, σ′ and the normalisation carry it down, weight-free.
 """
 
 from __future__ import annotations
@@ -28,24 +27,32 @@ from torch import Tensor
 
 from tpbench.algorithms.base import LearningRule
 from tpbench.nets import Network
+from tpbench.nets.routes import DirectFeedback, routed_layers
 
 log = logging.getLogger(__name__)
 
 
 def direct_feedback_bytes(net: Network, element_size: int = 4) -> int:
-    """Memory of all D_l for `net`: num_classes · Σ_{hidden l} |h_l| · element_size."""
+    """Memory of all D for `net`: num_outputs · Σ |x_l| · element_size over the weight layers
+    whose input x_l is not the data (for a chain: the hidden layers' outputs)."""
     num_outputs = math.prod(net.out_shape)
-    units = sum(math.prod(layer.out_shape) for layer in list(net)[:-1])
+    units = sum(math.prod(layer.in_shape) for layer in routed_layers(net)[1:])
     return num_outputs * units * element_size
 
 
-def direct_signal(e: Tensor, feedback: Tensor) -> Tensor:
-    """e·D_l: e (N, C), D_l (C, *out_shape) -> (N, *out_shape)."""
-    return (e @ feedback.flatten(1)).view(e.shape[0], *feedback.shape[1:])
+def probe(net, in_shape: tuple[int, ...], route) -> None:
+    """One forward pass of a 2-sample zero batch with `route`, in eval mode (running statistics
+    untouched) and with gradients on, so a route can build what it needs per layer."""
+    training = net.training
+    param = next(net.parameters())
+    net.eval()
+    with torch.enable_grad():
+        net(torch.zeros(2, *in_shape, device=param.device, dtype=param.dtype), route=route)
+    net.train(training)
 
 
 class DirectFeedbackAlignment(LearningRule):
-    """DFA; D_l ~ U(−s, s) or N(0, s²), s = Glorot bound of (num_classes, |h_l|) by default."""
+    """DFA; D ~ U(−s, s) or N(0, s²), s = Glorot bound of (num_outputs, |x|) by default."""
 
     low_precision_safe = True  # updates are error x activation products, like backprop's
 
@@ -61,26 +68,20 @@ class DirectFeedbackAlignment(LearningRule):
         super().__init__(net, optimizer, **kwargs)
         num_outputs = math.prod(net.out_shape)
         generator = torch.Generator().manual_seed(feedback_seed)
-        for layer in list(net)[:-1]:
-            layer.build_direct_feedback(
-                num_outputs, feedback_distribution, feedback_scale, generator
-            )
+        self.route = DirectFeedback(num_outputs, feedback_distribution, feedback_scale, generator)
+        probe(net, net.in_shape, self.route)  # builds every D now: in checkpoints from the start
+        stored = sum(m.feedback["D"].weight.nbytes for m in routed_layers(net) if "D" in m.feedback)
         log.info(
-            "DFA: %d matrices D_l (%d outputs -> each hidden layer's output) take %.1f MB",
-            len(net) - 1, num_outputs, direct_feedback_bytes(net) / 2**20,
+            "DFA: matrices D (%d outputs -> each weight layer's input) take %.1f MB",
+            num_outputs, stored / 2**20,
         )  # fmt: skip
 
     def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """One forward, e = ∂ℓ/∂h_L, one backward of ℓ + Σ_l ⟨h_l, sg(e·D_l)⟩, one step."""
+        """One forward, e = ∂ℓ/∂h_L caught on its way back, e·D to every layer, one step."""
         optimizer = self.forward_optimizer
-        hs = self.net.forward_all(x, detach=True)  # [h_1, ..., h_L], inputs cut from the graph
-        logits = hs[-1]  # (N, C)
+        logits = self.route.watch(self.net(x, route=self.route))  # (N, C)
         loss = self.task_loss(logits, y)
-        (e,) = torch.autograd.grad(loss, logits, retain_graph=True)  # ∂ℓ/∂h_L: (N, C)
-        surrogate = loss
-        for layer, h in zip(list(self.net)[:-1], hs[:-1]):
-            surrogate = surrogate + (h * direct_signal(e, layer.feedback["D"].weight)).sum()
         optimizer.zero_grad()
-        self.manual_backward(surrogate)
+        self.manual_backward(loss)
         optimizer.step()
         return logits, loss

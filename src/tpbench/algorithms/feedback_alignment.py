@@ -5,7 +5,8 @@ with a feedback tensor B_l of W_l's shape in place of W_l: ∂ℓ/∂h_{l-1} = B
 the layer's own transposed structure, so dense, locally-connected and conv layers all work. The
 weight gradient ∂ℓ/∂W_l = δ_l·h_{l-1}ᵀ is the true one. The net runs its own forward pass with
 the `AlignedFeedback` route (tpbench.nets.routes), so whatever a block adds (a skip connection,
-a normalisation) is kept.
+a normalisation) is kept. Every layer with weights gets its B, also the ones inside a residual
+block and the converted nn.Linear / nn.Conv2d of a torch model (`routed_layers`).
 
 `feedback` picks B_l:
 - `fa`:   B_l fixed random (distribution and scale configurable; default like W's init);
@@ -17,23 +18,14 @@ Every random tensor comes from `feedback_seed`, so runs are reproducible and DDP
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
 from tpbench.algorithms.base import LearningRule
 from tpbench.errors import ConfigError
 from tpbench.nets import Layer, Network
-from tpbench.nets.feedback import FixedFeedback
-from tpbench.nets.routes import ROUTE_KINDS, AlignedFeedback
-
-
-def default_scale(weight: Tensor, feedback: str, distribution: str) -> float:
-    """Feedback like W's init: the std σ_W of W as built; U(−√3·σ_W, √3·σ_W) or N(0, σ_W²) for
-    B and R (so a uniform init is matched exactly), s = σ_W for uSF."""
-    std = float(weight.detach().std())
-    return std * math.sqrt(3.0) if distribution == "uniform" and feedback != "usf" else std
+from tpbench.nets.alignment import build_aligned_feedback, redraw
+from tpbench.nets.routes import ROUTE_KINDS, AlignedFeedback, routed_layers
 
 
 class FeedbackAlignment(LearningRule):
@@ -60,20 +52,10 @@ class FeedbackAlignment(LearningRule):
         self.feedback_kind, self.feedback_seed = feedback, feedback_seed
         self.route = AlignedFeedback(feedback)
         self.feedback_distribution = feedback_distribution
-        generator = torch.Generator().manual_seed(feedback_seed)
-        self.scales: list[float] = []  # per layer: R's scale (fa, frsf, brsf) or s (usf)
-        for layer in self.net:
-            scale = default_scale(layer.weight, feedback, feedback_distribution)
-            scale = scale if feedback_scale is None else feedback_scale
-            self.scales.append(scale)
-            if feedback == "usf":  # only the scalar s is kept (0-d): B = s·sign(W)
-                layer.feedback["B"] = FixedFeedback(torch.tensor(scale))
-                continue
-            magnitude = layer.build_fixed_feedback(
-                "B", feedback_distribution, scale, generator=generator
-            )
-            if feedback != "fa":  # frSF / brSF keep the magnitudes |R| only
-                magnitude.abs_()
+        self.layers = routed_layers(self.net)  # every layer with weights, inside blocks too
+        self.scales = build_aligned_feedback(
+            self.layers, feedback, feedback_distribution, feedback_scale, feedback_seed
+        )  # per layer: R's scale (fa, frsf, brsf) or s (usf)
 
     def feedback_weight(self, layer: Layer) -> Tensor:
         """B_l for this step (W's shape): B, or s·sign(W) (uSF), or |R| ⊙ sign(W) (fr/brSF)."""
@@ -83,15 +65,10 @@ class FeedbackAlignment(LearningRule):
         """brSF: new |R_l| for every layer but the first (whose B is never used: its input is
         the data), from a generator seeded by (feedback_seed, step), so a resumed run and every
         DDP rank draw the same."""
-        device = self.net[0].weight.device
+        device = self.layers[0].weight.device
         seed = self.feedback_seed * 1_000_003 + self.global_step
         generator = torch.Generator(device=device).manual_seed(seed)
-        for layer, scale in list(zip(self.net, self.scales))[1:]:
-            magnitude = layer.feedback["B"].weight
-            if self.feedback_distribution == "uniform":
-                magnitude.uniform_(0, scale, generator=generator)  # |U(−s, s)|
-            else:
-                magnitude.normal_(0, scale, generator=generator).abs_()  # |N(0, s²)|
+        redraw(self.layers[1:], self.scales[1:], self.feedback_distribution, generator)
 
     def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """One forward, one backward with B_l in place of W_l, one optimizer step."""

@@ -58,12 +58,20 @@ def random_crop(x: Tensor, padding: int, generator: torch.Generator) -> Tensor:
 class Normalize:
     """x: (N, C, H, W) uint8 or float -> float; uint8 is scaled to [0, 1] first.
 
-    x_c <- (x_c - mean_c) / std_c per channel c; mean=None only converts to float.
+    x_c <- (x_c - mean_c) / std_c per channel c; mean=None only converts to float. With `size`
+    (H', W') the batch is first resized bilinearly (half-pixel centres, as PIL's and torchvision's
+    Resize for upsampling): (N, C, H, W) -> (N, C, H', W').
     """
 
-    def __init__(self, mean: Sequence[float] | None, std: Sequence[float] | None):
+    def __init__(
+        self,
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
+        size: tuple[int, int] | None = None,
+    ):
         self.mean = None if mean is None else torch.tensor(mean).view(1, -1, 1, 1)  # (1,C,1,1)
         self.std = None if std is None else torch.tensor(std).view(1, -1, 1, 1)  # (1,C,1,1)
+        self.size = size
 
     def to(self, device: torch.device) -> Normalize:
         if self.mean is not None:
@@ -72,4 +80,6 @@ class Normalize:
 
     def __call__(self, x: Tensor) -> Tensor:
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        if self.size is not None and tuple(x.shape[2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         return x if self.mean is None else (x - self.mean) / self.std

@@ -61,8 +61,15 @@ class TensorDataModule(L.LightningDataModule):
         verify: bool = True,
         mirror: str | None = None,
         downloader: Downloader = urllib_download,
+        resize: int | Sequence[int] | None = None,
     ):
         super().__init__()
+        self.resize = None  # (H, W): every batch is resized on the device (augment.Normalize)
+        if resize is not None:
+            self.resize = (resize, resize) if isinstance(resize, int) else tuple(resize)
+            if len(self.resize) != 2 or min(self.resize) < 1:
+                raise ConfigError(f"data.resize={resize} must be a size S or [H, W], positive.")
+            self.shape = (self.shape[0], *self.resize)
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.seed = val_size, seed
@@ -172,13 +179,15 @@ class TensorDataModule(L.LightningDataModule):
 
     @property
     def normalizer(self) -> Normalize:
-        """Per-batch uint8 -> float and (x - mean) / std per channel."""
+        """Per-batch uint8 -> float, resized to `shape` (data.resize), (x - mean) / std per
+        channel."""
         if self.normalize and len(self.mean) != self.shape[0]:
             raise ConfigError(
                 f"data.mean={list(self.mean)} and data.std={list(self.std)} need one value per "
                 f"channel ({self.shape[0]})."
             )
-        return Normalize(*((self.mean, self.std) if self.normalize else (None, None)))
+        stats = (self.mean, self.std) if self.normalize else (None, None)
+        return Normalize(*stats, size=self.resize)
 
     def _batches(self, split: str, train: bool) -> TensorBatches:
         x, y = self.splits[split]

@@ -5,7 +5,7 @@
   layer's own σ for a *mirrored* inverse (Ernoult et al.: ConvT(ELU(unpool(h))) + c, linear
   output). Trainable: these are feedback parameters.
 - `FixedFeedback`: a fixed random tensor (a buffer, never trained, saved in checkpoints):
-  B of W's shape (FA, sign-symmetry, FW-DTP) or D of shape (num_outputs, *out_shape) (DFA).
+  B of W's shape (FA, sign-symmetry, FW-DTP) or D of shape (num_outputs, *in_shape) (DFA).
 """
 
 from __future__ import annotations

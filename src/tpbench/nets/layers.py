@@ -6,6 +6,7 @@ pathway with its own weights of W's shape computes "Vᵀ·" with the same struct
 Feedback pathways built on request live in `layer.feedback` and are never forward parameters.
 A layer owns its forward pass under every rule: a rule that changes how the error flows back
 through W·x (feedback alignment) passes a `route` to `forward` (see routes.py).
+A layer may normalise its pre-activation (`layer.norm`, see norms.py): h = σ(N(W·x + b)).
 A spatial layer may end with max-pooling (`layer.pool`, see pooling.py): h = pool(σ(W·x + b));
 its learned inverse then un-pools first, so `inverse` always maps out_shape to in_shape.
 """
@@ -26,6 +27,7 @@ from tpbench.nets.feedback import (
     glorot_std,
     random_tensor,
 )
+from tpbench.nets.norms import make_norm
 from tpbench.nets.pooling import MaxPool
 
 INITS = ("glorot", "glorot_normal", "kaiming", "lecun", "orthogonal", "pytorch")
@@ -67,6 +69,7 @@ class Layer(nn.Module):
         self.activation = make_activation(activation)
         self.has_bias = bias
         self.pool: MaxPool | None = None  # spatial layers may pool their output
+        self.norm: nn.Module | None = None  # h = σ(N(W·x + b)) with a normalisation N
         self.feedback = nn.ModuleDict()
 
     # --- the structured linear map; subclasses implement both --------------------------------
@@ -91,12 +94,15 @@ class Layer(nn.Module):
         return a if self.bias is None else a + self.bias
 
     def forward(self, x: Tensor, route=None) -> Tensor:
-        """h = σ(W·x + b), or pool(σ(W·x + b)) for a pooling layer; `route` as in preactivation."""
-        h = self.activation(self.preactivation(x, route))
+        """h = σ(W·x + b), σ(N(W·x + b)) with a norm, then pool(h) for a pooling layer; `route`
+        as in preactivation."""
+        a = self.preactivation(x, route)
+        h = self.activation(a if self.norm is None else self.norm(a))
         return h if self.pool is None else self.pool(h)
 
     def forward_parameters(self) -> list[nn.Parameter]:
-        return [p for p in (self.weight, self.bias) if p is not None]
+        norm = [] if self.norm is None else list(self.norm.parameters())
+        return [p for p in (self.weight, self.bias) if p is not None] + norm
 
     def feedback_parameters(self) -> list[nn.Parameter]:
         return list(self.feedback.parameters())
@@ -187,33 +193,22 @@ class Layer(nn.Module):
         shape: tuple[int, ...] | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """A fixed random tensor in `feedback[name]`: W's shape by default (B for FA, FW-DTP);
+        """A fixed random tensor in `feedback[name]`: W's shape by default (FW-DTP's B);
         `scale` None means like W's Glorot init. Returns the tensor."""
         scale = glorot_bound(*self.fan_in_out) if scale is None else scale
         weight = random_tensor(shape or tuple(self.weight.shape), distribution, scale, generator)
         self.feedback[name] = FixedFeedback(weight.to(self.weight.device))
         return self.feedback[name].weight
 
-    def build_direct_feedback(
-        self,
-        num_outputs: int,
-        distribution: str = "uniform",
-        scale: float | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """DFA's D_l: (num_outputs, *out_shape), maps the output error e to this layer."""
-        fan = math.prod(self.out_shape)
-        scale = glorot_bound(num_outputs, fan) if scale is None else scale
-        return self.build_fixed_feedback(
-            "D", distribution, scale, (num_outputs, *self.out_shape), generator
-        )
-
 
 class Dense(Layer):
     """Fully-connected layer; flattens its input. W: (out_features, in_features)."""
 
-    def __init__(self, in_shape, out_features: int, activation="tanh", bias=True, init="glorot"):
+    def __init__(
+        self, in_shape, out_features: int, activation="tanh", bias=True, init="glorot", norm=None
+    ):
         super().__init__(in_shape, (out_features,), activation, bias)
+        self.norm = make_norm(norm, self.out_shape)
         in_features = math.prod(self.in_shape)
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None

@@ -1,7 +1,8 @@
 """Spatial layers: locally-connected (unshared weights) and convolutional (shared weights).
 
-Both see k x k receptive fields with stride s and zero padding k // 2 (k odd), so stride 1 keeps
-the spatial shape and stride s gives ceil(H / s) x ceil(W / s), as in Bartunov et al. (2018).
+Both see k x k receptive fields with stride s and zero padding p, by default p = k // 2 (k odd), so
+stride 1 keeps the spatial shape and stride s gives ceil(H / s) x ceil(W / s), as in Bartunov et
+al. (2018); `padding=0` gives LeNet's "valid" convolutions, H' = floor((H − k) / s) + 1.
 `linear_transpose` is the exact vector-Jacobian product of `linear` w.r.t. its input: F.fold of
 the transposed per-position product (locally-connected) or conv_transpose2d (conv). A block may
 end with max-pooling (see pooling.py).
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from tpbench.errors import ConfigError
 from tpbench.nets.layers import Layer
+from tpbench.nets.norms import make_norm
 from tpbench.nets.pooling import MaxPool
 
 
@@ -48,6 +50,7 @@ class Spatial2d(Layer):
         pool: int | Sequence[int] | None,
         pool_ceil: bool,
         unpool: str,
+        padding: int | None = None,
     ):
         if len(in_shape) != 3:
             raise ConfigError(
@@ -60,8 +63,15 @@ class Spatial2d(Layer):
                 "size must be odd and both must be positive."
             )
         channels, height, width = in_shape
-        # zero padding k // 2: H' = floor((H + 2p - k) / s) + 1 = ceil(H / s)
-        conv_shape = (out_channels, -(-height // stride), -(-width // stride))
+        padding = kernel_size // 2 if padding is None else padding
+        # H' = floor((H + 2p - k) / s) + 1, = ceil(H / s) for p = k // 2
+        size = [(n + 2 * padding - kernel_size) // stride + 1 for n in (height, width)]
+        if min(size) < 1:
+            raise ConfigError(
+                f"A {kernel_size}x{kernel_size} {type(self).__name__} with padding {padding} does "
+                f"not fit a {height}x{width} input; use larger images (e.g. data.resize=32)."
+            )
+        conv_shape = (out_channels, *size)
         pooling = None
         if pool is not None:
             kernel, pool_stride = (pool, pool) if isinstance(pool, int) else tuple(pool)
@@ -69,7 +79,7 @@ class Spatial2d(Layer):
         super().__init__(in_shape, pooling.out_shape if pooling else conv_shape, activation, bias)
         self.pool = pooling
         self.conv_shape = conv_shape  # (C_out, H', W') before pooling
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, kernel_size // 2
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.in_features = channels * kernel_size**2  # inputs of one receptive field
 
     @property
@@ -98,10 +108,14 @@ class LocallyConnected2d(Spatial2d):
         pool: int | Sequence[int] | None = None,
         pool_ceil: bool = False,
         unpool: str = "nearest",
+        padding: int | None = None,
+        norm: str | None = None,
     ):
         super().__init__(
-            in_shape, out_channels, kernel_size, stride, activation, bias, pool, pool_ceil, unpool
-        )
+            in_shape, out_channels, kernel_size, stride, activation, bias, pool, pool_ceil, unpool,
+            padding,
+        )  # fmt: skip
+        self.norm = make_norm(norm, self.conv_shape)
         positions = math.prod(self.conv_shape[1:])
         self.weight = nn.Parameter(torch.empty(positions, out_channels, self.in_features))
         self.bias = nn.Parameter(torch.empty(self.conv_shape)) if bias else None
@@ -146,17 +160,22 @@ class Conv2d(Spatial2d):
         pool: int | Sequence[int] | None = None,
         pool_ceil: bool = False,
         unpool: str = "nearest",
+        padding: int | None = None,
+        norm: str | None = None,
     ):
         super().__init__(
-            in_shape, out_channels, kernel_size, stride, activation, bias, pool, pool_ceil, unpool
-        )
+            in_shape, out_channels, kernel_size, stride, activation, bias, pool, pool_ceil, unpool,
+            padding,
+        )  # fmt: skip
+        self.norm = make_norm(norm, self.conv_shape)
         k = kernel_size
         self.weight = nn.Parameter(torch.empty(out_channels, self.in_shape[0], k, k))
         self.bias = nn.Parameter(torch.empty(out_channels, 1, 1)) if bias else None
-        # conv_transpose2d recovers H only up to stride - 1 rows; output_padding adds them back
+        # conv_transpose2d gives (H' − 1)s − 2p + k rows; output_padding adds the rest back
         height, width = self.in_shape[1:]
         self.output_padding = tuple(
-            size - 1 - (out - 1) * stride for size, out in zip((height, width), self.conv_shape[1:])
+            size + 2 * self.padding - k - (out - 1) * stride
+            for size, out in zip((height, width), self.conv_shape[1:])
         )
         self.reset_parameters(init)
 
