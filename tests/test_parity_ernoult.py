@@ -9,34 +9,21 @@ ernoult_LDRL_legacy_conv.json (docs/parity.md).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from tests.test_parity_fwdtp import TOLERANCE, relative_error, t64
-from tpbench.catalog import CONFIG_DIR
-from tpbench.train import instantiate
-
-FIXTURE = Path(__file__).parent / "fixtures" / "parity" / "ernoult_LDRL_legacy_conv.json"
+from tests.parity import TOLERANCE, fixture, preset_rule, relative_error, t64
 
 
-def preset_rule(fix: dict):
+def ernoult_rule(fix: dict):
+    """The preset around the fixture's 3-block conv net, with its K, σ, feedback lrs, weights."""
     hp = fix["meta"]["hyperparameters"]
     overrides = [
-        "experiment=ernoult_cifar10_vgg_ldrl",
         "net.blocks=[[3,2],[3,3],[3,4]]",
         f"algo.schedule.feedback_iterations={hp['iter']}",
         f"algo.inverse_loss.sigma={hp['noise']}",
         f"algo.feedback_lr={hp['lr_b']}",
     ]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    net = instantiate(cfg.net, in_shape=(1, 8, 8), num_classes=4)
-    rule = instantiate(cfg.algo, net=net).double()
+    rule = preset_rule("ernoult_cifar10_vgg_ldrl", overrides, (1, 8, 8), 4)
     load(rule, fix["params_init"])
     rule.standalone_optimizers()
     return rule
@@ -62,8 +49,8 @@ def load(rule, params: dict) -> None:
 
 
 def test_first_step_equals_the_authors_code(monkeypatch):
-    fix = json.loads(FIXTURE.read_text())
-    rule = preset_rule(fix)
+    fix = fixture("ernoult_LDRL_legacy_conv")
+    rule = ernoult_rule(fix)
     draws = {}  # (layer, iteration) -> [ε, η] scaled by σ
     for entry in fix["noise"]:
         draws.setdefault((entry["layer"], entry["iteration"]), []).append(

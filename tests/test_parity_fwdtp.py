@@ -11,36 +11,20 @@ step of training, so no warm-up epoch), the same weights and noise are loaded, a
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from tpbench.catalog import CONFIG_DIR
-from tpbench.train import instantiate
+from tests.parity import TOLERANCE, fixture, preset_rule, relative_error, t64
 
-FIXTURES = Path(__file__).parent / "fixtures" / "parity"
 ROWS = {"BP": "bp", "DTP": "dtp", "DRL": "drl", "LDRL": "ldrl", "FWDTP": "fwdtp",
         "FWDTP_BN": "fwdtp_bn", "DTP_BN": "dtp_bn"}  # fmt: skip
 TRAINED_G = ("DTP", "DRL", "LDRL", "DTP_BN")  # the rows whose feedback learns
-TOLERANCE = 1e-6
 
 
-def t64(values) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.float64)
-
-
-def fixture(row: str) -> dict:
-    return json.loads((FIXTURES / f"fwdtp_{row}.json").read_text())
-
-
-def preset_config(row: str, hp: dict):
-    """The preset as a user composes it, shrunk to the fixture's net and hyper-parameters."""
-    overrides = [f"experiment=fwdtp_mnist_fc_{ROWS[row]}", "net.hidden=[10,8,6]",
-                 f"algo.optimizer.lr={hp['lr']}"]  # fmt: skip
+def fwdtp_rule(row: str, fix: dict):
+    """The row's preset around the fixture's net, with its hyper-parameters and weights."""
+    hp = fix["meta"].get("hyperparameters", {})
+    overrides = ["net.hidden=[10,8,6]", f"algo.optimizer.lr={hp['lr']}"]
     if row != "BP":
         overrides.append(f"algo.top_target.beta={hp['stepsize']}")
     if row in TRAINED_G:
@@ -49,17 +33,7 @@ def preset_config(row: str, hp: dict):
             f"algo.inverse_loss.sigma={hp['std']}",
             "algo.schedule.warmup_epochs=0",
         ]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=overrides)
-
-
-def preset_rule(row: str, fix: dict):
-    """The preset's rule around a net of the fixture's sizes, float64, with its weights."""
-    cfg = preset_config(row, fix["meta"].get("hyperparameters", {}))
-    torch.manual_seed(0)
-    net = instantiate(cfg.net, in_shape=(12,), num_classes=4)
-    rule = instantiate(cfg.algo, net=net).double()
+    rule = preset_rule(f"fwdtp_mnist_fc_{ROWS[row]}", overrides, (12,), 4)
     with torch.no_grad():
         for d, layer in enumerate(rule.net):
             layer.weight.copy_(t64(fix["W_init"][d]))
@@ -84,14 +58,10 @@ def feed_recorded_noise(monkeypatch, noise: list[dict], sigma: float) -> list[di
     return queue
 
 
-def relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
-    return float((ours - theirs).abs().max() / theirs.abs().max().clamp(min=1e-300))
-
-
 @pytest.mark.parametrize("row", [r for r in ROWS if r != "BP"])
 def test_first_step_equals_the_authors_code(row, monkeypatch):
-    fix = fixture(row)
-    rule = preset_rule(row, fix)
+    fix = fixture(f"fwdtp_{row}")
+    rule = fwdtp_rule(row, fix)
     queue = feed_recorded_noise(
         monkeypatch, fix.get("noise", []), fix["meta"]["hyperparameters"]["std"]
     )
@@ -116,8 +86,8 @@ def test_first_step_equals_the_authors_code(row, monkeypatch):
 def test_bp_step_is_exact_backprop_where_their_bp_is_not():
     """Their BP uses the previous layer's pre-activation as layer input (bp_net.py:261): the
     preset is exact BP, so it equals autograd BP on their summed loss and differs from theirs."""
-    fix = fixture("BP")
-    rule = preset_rule("BP", fix)
+    fix = fixture("fwdtp_BP")
+    rule = fwdtp_rule("BP", fix)
     x, y = t64(fix["x"]), torch.tensor(fix["y"])
     rule.train_step(x, y)
     for d, layer in enumerate(rule.net):

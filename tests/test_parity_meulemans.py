@@ -9,33 +9,15 @@ corruption, and every parameter after their feedback step and after their forwar
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from tests.test_parity_fwdtp import TOLERANCE, relative_error, t64
-from tpbench.catalog import CONFIG_DIR
-from tpbench.train import instantiate
-
-FIXTURE = Path(__file__).parent / "fixtures" / "parity" / "meulemans_DRL_mnist_config.json"
+from tests.parity import TOLERANCE, fixture, preset_rule, relative_error, t64
 
 
-def preset_rule(fix: dict):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "experiment=meulemans_mnist_fc_drl",
-                "net.hidden=[10,8,6]",
-                "algo.schedule.warmup_epochs=0",
-            ],  # fmt: skip
-        )
-    net = instantiate(cfg.net, in_shape=(12,), num_classes=4)
-    rule = instantiate(cfg.algo, net=net).double()
+def meulemans_rule(fix: dict):
+    """The preset around the fixture's net (the first step of training: no warm-up)."""
+    overrides = ["net.hidden=[10,8,6]", "algo.schedule.warmup_epochs=0"]
+    rule = preset_rule("meulemans_mnist_fc_drl", overrides, (12,), 4)
     with torch.no_grad():
         for i, (layer, p) in enumerate(zip(rule.net, fix["params_init"], strict=True)):
             layer.weight.copy_(t64(p["W"]))
@@ -48,8 +30,8 @@ def preset_rule(fix: dict):
 
 
 def test_first_step_equals_the_authors_code(monkeypatch):
-    fix = json.loads(FIXTURE.read_text())
-    rule = preset_rule(fix)
+    fix = fixture("meulemans_DRL_mnist_config")
+    rule = meulemans_rule(fix)
     noise = [t64(entry["standard_normal_values"]) for entry in fix["noise"]]  # k = 1, 2, 3
     monkeypatch.setattr(torch, "randn_like", lambda like: noise.pop(0))
     rule.train_step(t64(fix["x"]), torch.tensor(fix["y"]))
