@@ -51,13 +51,13 @@ class Network(nn.Module):
     def pin_pool_indices(self) -> None:
         """Remember every max-un-pooling layer's switches of the latest forward pass."""
         for layer in self.layers:
-            if layer.pool is not None:
+            if getattr(layer, "pool", None) is not None:
                 layer.pool.pin()
 
     def restore_pool_indices(self) -> None:
         """Back to the pinned switches (after passes on other inputs moved them)."""
         for layer in self.layers:
-            if layer.pool is not None:
+            if getattr(layer, "pool", None) is not None:
                 layer.pool.restore()
 
     def compile_layers(self) -> None:
