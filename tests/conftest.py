@@ -32,6 +32,13 @@ FAST = [
 ]
 
 
+def compose_train(overrides: list[str]) -> DictConfig:
+    """The train config as `python train.py <overrides>` composes it (nothing redirected)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
 def compose_config(overrides: list[str], tmp_path: Path, fast: bool = True) -> DictConfig:
     """The composed train config with paths redirected into tmp_path."""
     GlobalHydra.instance().clear()

@@ -7,10 +7,8 @@ import json
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from tpbench.catalog import CONFIG_DIR
+from tests.conftest import compose_train
 from tpbench.train import instantiate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parity"
@@ -27,9 +25,7 @@ def t64(values) -> torch.Tensor:
 
 def preset_rule(preset: str, overrides: list[str], in_shape: tuple[int, ...], classes: int):
     """The preset's rule (float64) around its net built for the fixture's input and classes."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={preset}", *overrides])
+    cfg = compose_train([f"experiment={preset}", *overrides])
     net = instantiate(cfg.net, in_shape=in_shape, num_classes=classes)
     return instantiate(cfg.algo, net=net).double()
 

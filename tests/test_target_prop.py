@@ -13,10 +13,8 @@ import functools
 import pytest
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from tpbench.catalog import CONFIG_DIR
+from tests.conftest import compose_train
 from tpbench.errors import ConfigError
 from tpbench.nets.architectures import conv, fc, lc
 from tpbench.train import instantiate
@@ -36,9 +34,7 @@ NETS = {  # tiny nets of every family, on 1x8x8 inputs: LC, conv, conv with max-
 
 def algo_config(algo: str, overrides=()):
     """The rule's config node as `algo=<algo>` composes it (its YAML and the parts it names)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"algo={algo}", *overrides]).algo
+    return compose_train([f"algo={algo}", *overrides]).algo
 
 
 def make_rule(algo="dtp", hidden=(5, 4, 4), seed=0, net=None, top_step=None, overrides=()):

@@ -134,8 +134,8 @@ class TargetPropagation(LearningRule):
         layer = self.net[i]
         g = layer.feedback["inverse"]
         a = g.add_bias(self.inverse_linear(i, y))
-        if i == len(self.net) - 1:  # the top target's G_L (e.g. AO-SDTP's [o, z]) is linear in y
-            d = self.top_target.last_inverse_linear(layer, step)
+        if i == len(self.net) - 1:  # the top target decides G_L (e.g. AO-SDTP's [o, z])
+            d = self.top_target.last_inverse_linear_difference(layer, y, step)
         else:
             d = layer.inverse_linear_difference(y, step)
         return activation_difference(g.activation, a, d)

@@ -63,9 +63,8 @@ class InverseLoss:
 
     def __call__(self, rule, j: int, h_in: Tensor, h_out: Tensor, noise: dict[str, Tensor]):
         """scale · loss, divided by h_{l-1}'s units with `average_units`."""
-        loss = self.loss(rule, j, h_in, h_out, noise)
         units = h_in[0].numel() if self.average_units else 1
-        return loss if (self.scale == 1 and units == 1) else loss * (self.scale / units)
+        return self.loss(rule, j, h_in, h_out, noise) * (self.scale / units)  # × 1.0 is exact
 
     @staticmethod
     def maps(rule, j: int):

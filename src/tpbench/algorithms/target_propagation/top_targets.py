@@ -55,8 +55,12 @@ class TopTarget:
         return logits
 
     def last_inverse_linear(self, layer: Layer, y: Tensor) -> Tensor:
-        """The linear part Vᵀ·y of G_L."""
+        """G_L's inner part Vᵀ·σ_in(y) (the layer's own, by default)."""
         return layer.inverse_linear(y)
+
+    def last_inverse_linear_difference(self, layer: Layer, y: Tensor, step: Tensor) -> Tensor:
+        """last_inverse_linear(y + Δ) − last_inverse_linear(y), without cancellation."""
+        return layer.inverse_linear_difference(y, step)
 
     def fill_top_steps(self, rule, y: Tensor, ins: list[Tensor], hs: list[Tensor], steps) -> None:
         raise NotImplementedError
@@ -199,6 +203,10 @@ class AuxLabelTarget(LabelTarget):
 
     def output(self, rule, logits, h_in) -> Tensor:
         return torch.cat([rule.task.prediction(logits), rule.net[-1].feedback["aux"](h_in)], 1)
+
+    def last_inverse_linear_difference(self, layer, y, step) -> Tensor:
+        """Vᵀ·Δ_o + V_zᵀ·Δ_z: G_L's inner part is linear in [o, z]."""
+        return self.last_inverse_linear(layer, step)
 
     def last_inverse_linear(self, layer, y) -> Tensor:
         """Vᵀ·o + V_zᵀ·z; y: (N, C + size) -> (N, *in_shape)."""
