@@ -123,6 +123,19 @@ def test_diverging_run_stops_with_one_sentence_and_keeps_checkpoints(make_cfg, t
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
 
 
+def test_a_net_at_chance_level_is_named_once_and_a_learning_one_is_not(make_cfg, caplog):
+    """lr = 0 leaves the net at its (random, chance-level) start: one warning that says what to
+    try, however many epochs; a net that learns gets none."""
+    caplog.set_level("WARNING", logger="tpbench")
+    train(make_cfg(["trainer.max_epochs=3", "algo.optimizer.lr=0"]))
+    warnings = [r.getMessage() for r in caplog.records if "chance level" in r.getMessage()]
+    assert len(warnings) == 1 and "at epoch 0" in warnings[0]
+    assert "lower algo.optimizer.lr" in warnings[0]
+    caplog.clear()
+    train(make_cfg(["trainer.max_epochs=3"]))
+    assert not [r for r in caplog.records if "chance level" in r.getMessage()]
+
+
 def test_rerun_of_a_finished_run_with_ckpt_auto_returns_its_metric(make_cfg, tmp_path):
     """A sweep trial killed after its last checkpoint (e.g. while testing) is re-run with
     ckpt_path=auto: nothing is left to train, and the metric comes from the checkpoint."""

@@ -62,6 +62,7 @@ class LearningRule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.nan_check_every = nan_check_every
         num_classes = num_classes or net.out_shape[-1]
+        self.num_classes = num_classes
         self.task = make_task(task)  # classification | reconstruction (tpbench.algorithms.tasks)
         # keyed "<phase>_acc": ModuleDict keys may not shadow Module methods such as train();
         # accuracy for classification, the mean reconstruction error for reconstruction
@@ -70,6 +71,7 @@ class LearningRule(L.LightningModule):
         for best in (self.val_acc_best, self.val_err_best):
             best.persistent(True)  # in checkpoints: a resumed run keeps its best-so-far
         self.diverged: str | None = None
+        self.warned_chance = False  # the at-chance warning is given once per process
         self.loss_watch = LossWatch()
         self._standalone: list[torch.optim.Optimizer] | None = None
 
@@ -192,10 +194,28 @@ class LearningRule(L.LightningModule):
         if self.nan_check_every:
             self._stop_if_diverged(verdict)
         scores = self._scores("train")
+        self._warn_if_at_chance(scores.get("train/acc"))
         epoch_loss = {} if loss is None else {"train/loss_epoch": loss}
         self.log_dict({**epoch_loss, **scores})
         for scheduler in [self.lr_schedulers()] if self.scheduler_factory else []:
             scheduler.step()
+
+    def _warn_if_at_chance(self, train_acc: Tensor | None) -> None:
+        """One warning the first epoch a classifier's training accuracy is at chance, acc ≤ 1.2/K:
+        the run goes on (it may still start learning), but one that stays there has usually died."""
+        if train_acc is None or self.warned_chance or self.trainer.sanity_checking:
+            return
+        chance = 1 / self.num_classes
+        if float(train_acc) <= 1.2 * chance:
+            self.warned_chance = True
+            log.warning(
+                "Training accuracy %.1f %% at epoch %d is chance level (1/%d): the net has learned "
+                "nothing yet; a ReLU net at a high learning rate often dies this way (dead units), "
+                "so if it stays there, try a lower algo.optimizer.lr or another seed.",
+                100 * float(train_acc),
+                self.current_epoch,
+                self.num_classes,
+            )
 
     def _eval_step(self, phase: str, batch: tuple[Tensor, Tensor]) -> None:
         x, y = batch
