@@ -132,6 +132,21 @@ def test_mnist_batches_are_normalised_with_the_formula(tmp_path):
     assert len(dm.splits["val"][0]) == 15  # 0.25 of 60
 
 
+def test_val_from_last_holds_out_the_last_images_as_stored(tmp_path):
+    """The FW-DTP authors' split: train_x[:N-k] for training, train_x[N-k:] for validation, in
+    file order, whatever the seed."""
+    write_mnist(tmp_path)
+    for seed in (3, 4):
+        dm = MNISTDataModule(
+            data_dir=str(tmp_path), val_size=15, val_from="last", seed=seed, verify=False
+        )
+        dm.setup("fit")
+        ids_train, ids_val = (dm.splits[k][0][:, 0, 0, 0].long() for k in ("train", "val"))
+        assert ids_train.tolist() == list(range(45)) and ids_val.tolist() == list(range(45, 60))
+    with pytest.raises(ConfigError, match="data.val_from='first' is unknown; valid: random, last"):
+        MNISTDataModule(data_dir=str(tmp_path), val_from="first", verify=False)
+
+
 def test_val_size_out_of_range_is_a_config_error(tmp_path):
     write_mnist(tmp_path)
     for bad in (60, -1, 1.5):

@@ -31,6 +31,7 @@ from tpbench.data.download import (
 from tpbench.errors import ConfigError, DataError
 
 _HAND = "put the files there by hand, or set data.data_dir to the directory that holds them"
+VAL_FROM = ("random", "last")  # data.val_from: which training images are held out
 
 
 class TensorDataModule(L.LightningDataModule):
@@ -52,6 +53,7 @@ class TensorDataModule(L.LightningDataModule):
         batch_size: int = 128,
         eval_batch_size: int = 1000,
         val_size: int | float = 10_000,
+        val_from: str = "random",
         seed: int = 0,
         augment: dict | None = None,
         normalize: bool = True,
@@ -73,6 +75,10 @@ class TensorDataModule(L.LightningDataModule):
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.seed = val_size, seed
+        if val_from not in VAL_FROM:
+            valid = ", ".join(VAL_FROM)
+            raise ConfigError(f"data.val_from={val_from!r} is unknown; valid: {valid}.")
+        self.val_from = val_from
         try:
             self.augmentation = Augmentation(**(augment or {}))
         except TypeError as e:
@@ -152,14 +158,23 @@ class TensorDataModule(L.LightningDataModule):
             self.device = self.trainer.strategy.root_device
         if stage in ("fit", "validate", None) and "train" not in self.splits:
             x, y = self.load_split(train=True)
-            n_val = self._val_count(len(x))
-            perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
-            val, train = perm[:n_val], perm[n_val:]
+            val, train = self._val_train_indices(len(x))
             self.splits["train"] = x[train].to(self.device), y[train].to(self.device)
             self.splits["val"] = x[val].to(self.device), y[val].to(self.device)
         if stage in ("test", None) and "test" not in self.splits:
             x, y = self.load_split(train=False)
             self.splits["test"] = x.to(self.device), y.to(self.device)
+
+    def _val_train_indices(self, n: int) -> tuple[Tensor, Tensor]:
+        """Indices of the validation and training images among the n of the training files:
+        a random subset drawn with `seed` (val_from: random), or the last ones as stored
+        (val_from: last, e.g. the FW-DTP authors' 55,000 / 5,000 MNIST split)."""
+        n_val = self._val_count(n)
+        if self.val_from == "last":
+            order = torch.arange(n)
+            return order[n - n_val :], order[: n - n_val]
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        return order[:n_val], order[n_val:]
 
     def _val_count(self, n: int) -> int:
         """data.val_size: a count in [0, n) or a fraction in [0, 1) of the training set."""
