@@ -200,10 +200,16 @@ class LearningRule(L.LightningModule):
         for scheduler in [self.lr_schedulers()] if self.scheduler_factory else []:
             scheduler.step()
 
+    def trains_forward_weights(self) -> bool:
+        """Whether this epoch steps the forward weights (the target-propagation family has
+        feedback-only epochs)."""
+        return True
+
     def _warn_if_at_chance(self, train_acc: Tensor | None) -> None:
-        """One warning the first epoch a classifier's training accuracy is at chance, acc ≤ 1.2/K:
-        the run goes on (it may still start learning), but one that stays there has usually died."""
-        if train_acc is None or self.warned_chance or self.trainer.sanity_checking:
+        """One warning the first epoch that trained the forward weights and left a classifier's
+        training accuracy at chance, acc ≤ 1.2/K: the run goes on (it may still start learning),
+        but one that stays there has usually died."""
+        if train_acc is None or self.warned_chance or not self.trains_forward_weights():
             return
         chance = 1 / self.num_classes
         if float(train_acc) <= 1.2 * chance:

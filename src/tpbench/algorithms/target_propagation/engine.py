@@ -195,6 +195,9 @@ class TargetPropagation(LearningRule):
         """(train feedback, train forward weights) in the current epoch."""
         return self.schedule.phase(self.current_epoch, self.feedback_map.learned)
 
+    def trains_forward_weights(self) -> bool:
+        return self.phase()[1]
+
     def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         train_feedback, train_forward = self.phase()
         with torch.set_grad_enabled(train_forward):
