@@ -214,6 +214,8 @@ class LearningRule(L.LightningModule):
         chance = 1 / self.num_classes
         if float(train_acc) <= 1.2 * chance:
             self.warned_chance = True
+            if not self.trainer.is_global_zero:  # every rank has the same (synced) accuracy
+                return
             log.warning(
                 "Training accuracy %.1f %% at epoch %d is chance level (1/%d): the net has learned "
                 "nothing yet; a ReLU net at a high learning rate often dies this way (dead units), "
