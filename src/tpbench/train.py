@@ -63,7 +63,7 @@ def build(cfg: DictConfig):
         net.compile_layers()
     n_fwd = sum(p.numel() for p in net.forward_parameters())
     n_fb = sum(p.numel() for p in net.feedback_parameters())
-    trained = "learned" if rule.feedback_optimizer_factory is not None else "fixed"  # FA, FW-DTP
+    feedback_kind = "learned" if rule.feedback_optimizer_factory is not None else "fixed"
     log.info(
         "Built data=%s net=%s (%d layers, %d forward + %d feedback parameters%s) rule=%s",
         type(datamodule).__name__,
@@ -71,7 +71,7 @@ def build(cfg: DictConfig):
         len(net),
         n_fwd,
         n_fb,
-        f", {trained}" if n_fb else "",
+        f", {feedback_kind}" if n_fb else "",
         type(rule).__name__,
     )
     return datamodule, rule, trainer
