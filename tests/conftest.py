@@ -32,21 +32,20 @@ FAST = [
 ]
 
 
-def compose_train(overrides: list[str]) -> DictConfig:
-    """The train config as `python train.py <overrides>` composes it (nothing redirected)."""
+def compose_train(overrides: list[str], hydra_config: bool = False) -> DictConfig:
+    """The train config as `python train.py <overrides>` composes it (nothing redirected); with
+    `hydra_config`, it also carries Hydra's own node, which is set as the current HydraConfig."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("train", overrides=overrides)
+        cfg = compose("train", overrides=overrides, return_hydra_config=hydra_config)
+    if hydra_config:
+        HydraConfig().set_config(cfg)
+    return cfg
 
 
 def compose_config(overrides: list[str], tmp_path: Path, fast: bool = True) -> DictConfig:
     """The composed train config with paths redirected into tmp_path."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=(FAST if fast else []) + overrides, return_hydra_config=True
-        )
-    HydraConfig().set_config(cfg)
+    cfg = compose_train((FAST if fast else []) + overrides, hydra_config=True)
     with open_dict(cfg):
         cfg.paths.root_dir = str(ROOT)
         cfg.paths.output_dir = str(tmp_path)

@@ -17,15 +17,13 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from tests.conftest import CONF, ROOT
+from tests.conftest import ROOT, compose_train
 from tpbench.relaunch import best_trial_dir, resume_arguments
 from tpbench.runs import read_metrics
 from tpbench.sweeper import (
@@ -164,21 +162,13 @@ def test_local_launcher_runs_two_jobs_and_a_diverging_trial_fails_with_its_reaso
     assert len(list((sweep_dir / ".submitit").iterdir())) >= 2  # one submitit job per trial
 
 
-def compose_hydra(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig().set_config(cfg)
-    return cfg
-
-
 def test_slurm_launcher_composes_with_partition_gpus_cpus_time_and_array_parallelism(tmp_path):
-    cfg = compose_hydra([
+    cfg = compose_train([
         "hparams_search=bp_random", "hydra/launcher=slurm", f"paths.log_dir={tmp_path}",
         "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
         "hydra.launcher.cpus_per_task=6", "hydra.launcher.timeout_min=90",
         "hydra.launcher.array_parallelism=7",
-    ])  # fmt: skip
+    ], hydra_config=True)  # fmt: skip
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.cpus_per_task) == ("gpu", 2, 6)

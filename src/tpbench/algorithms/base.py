@@ -61,12 +61,13 @@ class LearningRule(L.LightningModule):
         self.optimizer_factory, self.feedback_optimizer_factory = optimizer, feedback_optimizer
         self.scheduler_factory = scheduler
         self.nan_check_every = nan_check_every
-        num_classes = num_classes or net.out_shape[-1]
-        self.num_classes = num_classes
+        self.num_classes = num_classes or net.out_shape[-1]
         self.task = make_task(task)  # classification | reconstruction (tpbench.algorithms.tasks)
         # keyed "<phase>_acc": ModuleDict keys may not shadow Module methods such as train();
         # accuracy for classification, the mean reconstruction error for reconstruction
-        self.accuracy = nn.ModuleDict({f"{p}_acc": self.task.metric(num_classes) for p in PHASES})
+        self.accuracy = nn.ModuleDict(
+            {f"{p}_acc": self.task.metric(self.num_classes) for p in PHASES}
+        )
         self.val_acc_best, self.val_err_best = MaxMetric(), MinMetric()
         for best in (self.val_acc_best, self.val_err_best):
             best.persistent(True)  # in checkpoints: a resumed run keeps its best-so-far
@@ -211,8 +212,8 @@ class LearningRule(L.LightningModule):
         but one that stays there has usually died."""
         if train_acc is None or self.warned_chance or not self.trains_forward_weights():
             return
-        chance = 1 / self.num_classes
-        if float(train_acc) <= 1.2 * chance:
+        accuracy = float(train_acc)
+        if accuracy <= 1.2 / self.num_classes:
             self.warned_chance = True
             if not self.trainer.is_global_zero:  # every rank has the same (synced) accuracy
                 return
@@ -220,7 +221,7 @@ class LearningRule(L.LightningModule):
                 "Training accuracy %.1f %% at epoch %d is chance level (1/%d): the net has learned "
                 "nothing yet; a ReLU net at a high learning rate often dies this way (dead units), "
                 "so if it stays there, try a lower algo.optimizer.lr or another seed.",
-                100 * float(train_acc),
+                100 * accuracy,
                 self.current_epoch,
                 self.num_classes,
             )
