@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from tpbench.provenance import PACKAGES, git_state
-from tpbench.run_state import read_state
+from tpbench.runs.provenance import PACKAGES, git_state
+from tpbench.runs.state import read_state
 from tpbench.train import train
 
 

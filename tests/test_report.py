@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 
 from tpbench.cli import main
 from tpbench.report import report
-from tpbench.runs import read_runs, rule_label
-from tpbench.sweeper import FAIL_REASON, RUN_DIR
+from tpbench.runs.reader import read_runs, rule_label
+from tpbench.runs.sweeper import FAIL_REASON, RUN_DIR
 
 FIELDS = ["epoch", "step", "train/err", "val/err", "val/err_best", "test/err"]
 

@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from tpbench.cli import main as cli
-from tpbench.runs import read_runs
+from tpbench.runs.reader import read_runs
 from tpbench.train import main
 
 TINY = [

@@ -17,7 +17,7 @@ import torch
 
 from tests.conftest import ROOT
 from tpbench.cli import main as cli
-from tpbench.run_state import read_state
+from tpbench.runs.state import read_state
 
 RUN = [
     "data=fake", "data.train_size=512", "data.val_size=128", "data.test_size=64",

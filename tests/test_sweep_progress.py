@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import optuna
 
-from tpbench.relaunch import results_of
-from tpbench.sweep_progress import Progress, show
+from tpbench.runs.relaunch import results_of
+from tpbench.runs.sweep_progress import Progress, show
 
 
 def test_progress_line_counts_finished_trials_and_names_the_best():

@@ -24,9 +24,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, compose_train
-from tpbench.relaunch import best_trial_dir, resume_arguments
-from tpbench.runs import read_metrics
-from tpbench.sweeper import (
+from tpbench.runs.relaunch import best_trial_dir, resume_arguments
+from tpbench.runs.reader import read_metrics
+from tpbench.runs.sweeper import (
     FAIL_REASON,
     INTERRUPTED,
     RUN_DIR,

@@ -4,7 +4,7 @@
   the papers' numbers, from a sweep or any directory of runs (see tpbench.report).
 - `tpbench resume RUN_DIR [OVERRIDES...]`: continue a stopped run (killed, interrupted, or
   finished and given more epochs) in its own directory from its last checkpoint, with its
-  recorded config (see tpbench.relaunch).
+  recorded config (see tpbench.runs.relaunch).
 - `tpbench continue SWEEP_DIR [OVERRIDES...]`: resume a finished sweep's best trial, e.g.
   `trainer.max_epochs=90` (Bartunov's ImageNet protocol: 60 configurations for 10 epochs, then
   only the best goes on).
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         raise InputError(f"{args.dir} is not a directory; pass a run, sweep or runs directory.")
     if args.command in ("resume", "continue"):
-        from tpbench.relaunch import best_trial_dir, check_arguments, resume_arguments
+        from tpbench.runs.relaunch import best_trial_dir, check_arguments, resume_arguments
 
         run_dir = args.dir if args.command == "resume" else best_trial_dir(args.dir.resolve())
         train_args, cwd = resume_arguments(run_dir, args.overrides)

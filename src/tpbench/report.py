@@ -1,6 +1,6 @@
 """`tpbench report DIR`: figures and a table from a sweep or any set of runs under DIR.
 
-Runs and sweep trials are read by tpbench.runs. Writes into DIR:
+Runs and sweep trials are read by tpbench.runs.reader. Writes into DIR:
 
 - `sensitivity.png` (Bartunov Fig. 5) and `curves.png` (Figs. 2, 8): see tpbench.report_plots;
 - `report.md`: each rule's best validation error, the test error of that run, the mean and
@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from tpbench.errors import InputError
 from tpbench.paper_results import PAPER_TEST_ERRORS
 from tpbench.report_plots import plot_curves, plot_sensitivity
-from tpbench.runs import Run, read_runs
+from tpbench.runs.reader import Run, read_runs
 
 STATES = ("complete", "failed", "interrupted", "running")
 

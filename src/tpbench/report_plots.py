@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from tpbench.runs import Run  # noqa: E402
+from tpbench.runs.reader import Run  # noqa: E402
 
 COLUMNS = 4  # sensitivity panels per row
 Groups = dict[tuple[str, str], dict[str, list[Run]]]

@@ -19,13 +19,13 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from tpbench import provenance
+from tpbench.runs import provenance
 from tpbench.checks import check_config, check_trainer
 from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
-from tpbench.resume import continue_csv, open_checkpoint, resolve
-from tpbench.run_state import RunState
+from tpbench.runs.resume import continue_csv, open_checkpoint, resolve
+from tpbench.runs.state import RunState
 
 log = logging.getLogger("tpbench")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")

@@ -1,4 +1,4 @@
-"""The Hydra plugin entry of tpbench's resumable Optuna sweeper (logic in tpbench.sweeper).
+"""The Hydra plugin entry of tpbench's resumable Optuna sweeper (logic in tpbench.runs.sweeper).
 
 Hydra instantiates sweepers only from modules under `hydra_plugins`; this thin class accepts
 hydra-optuna-sweeper's config (`hydra/sweeper=optuna` with `_target_` pointing here) and imports
@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 class ResumableOptunaSweeper(Sweeper):
     def __init__(self, **params: Any) -> None:
-        from tpbench.sweeper import ResumableOptunaSweeperImpl
+        from tpbench.runs.sweeper import ResumableOptunaSweeperImpl
 
         self.sweeper = ResumableOptunaSweeperImpl(**params)
 

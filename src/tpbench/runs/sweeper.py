@@ -42,10 +42,10 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tpbench.errors import TpbenchError
-from tpbench.relaunch import quote, results_of
-from tpbench.sweep_progress import Progress, setup_log, show
+from tpbench.runs.relaunch import quote, results_of
+from tpbench.runs.sweep_progress import Progress, setup_log, show
 
-log = logging.getLogger("tpbench.sweep")  # own handlers: see tpbench.sweep_progress
+log = logging.getLogger("tpbench.sweep")  # own handlers: see tpbench.runs.sweep_progress
 
 INTERRUPTED = "interrupted"  # user attr: left RUNNING by a killed sweep, re-run, not counted
 FAIL_REASON = "fail_reason"  # user attr: why a trial failed

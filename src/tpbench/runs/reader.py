@@ -6,7 +6,7 @@ and `csv/metrics*.csv` (runs of older tpbench versions resumed into `metrics.<n>
 without an epoch, such as the diagnostics' per-step values, are not part of the curves). A run's
 state: complete, failed, interrupted or running. Optuna storages under the root (`optuna.db`,
 `optuna.journal`) decide for sweep trials that ended (with the failure reason); otherwise the
-run's `run.yaml` (tpbench.run_state), and for runs older than that file, its `train.log`
+run's `run.yaml` (tpbench.runs.state), and for runs older than that file, its `train.log`
 ("Done in", or a divergence).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from tpbench.run_state import read_state
+from tpbench.runs.state import read_state
 
 STATES = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "failed"}  # Optuna's, when ended
 RUN_STATES = {"finished": "complete", "failed": "failed", "interrupted": "interrupted"}
@@ -91,7 +91,7 @@ def read_trials(root: Path) -> dict[Path, tuple[str, str]]:
     """run dir -> (optuna state, failure reason) from every Optuna storage under root."""
     import optuna  # slow import, only needed here
 
-    from tpbench.sweeper import FAIL_REASON, INTERRUPTED, RUN_DIR, make_storage
+    from tpbench.runs.sweeper import FAIL_REASON, INTERRUPTED, RUN_DIR, make_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = {}

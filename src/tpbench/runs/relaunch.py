@@ -18,7 +18,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from tpbench.errors import ConfigError, InputError
-from tpbench.run_state import read_state
+from tpbench.runs.state import read_state
 
 # override keys (and their sub-keys) that leave a run's results as they are: a restarted sweep
 # may change them, and so may a resume, which may also train for more epochs

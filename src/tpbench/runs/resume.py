@@ -21,7 +21,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from tpbench.checkpoints import LAST, LastCheckpoint
+from tpbench.runs.checkpoints import LAST, LastCheckpoint
 from tpbench.errors import ConfigError
 
 log = logging.getLogger(__name__)
