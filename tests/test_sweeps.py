@@ -24,8 +24,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, compose_train
-from tpbench.runs.relaunch import best_trial_dir, resume_arguments
 from tpbench.runs.reader import read_metrics
+from tpbench.runs.relaunch import best_trial_dir, resume_arguments
 from tpbench.runs.sweeper import (
     FAIL_REASON,
     INTERRUPTED,

@@ -19,11 +19,11 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from tpbench.runs import provenance
 from tpbench.checks import check_config, check_trainer
 from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
+from tpbench.runs import provenance
 from tpbench.runs.resume import continue_csv, open_checkpoint, resolve
 from tpbench.runs.state import RunState
 

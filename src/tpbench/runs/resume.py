@@ -21,8 +21,8 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from tpbench.runs.checkpoints import LAST, LastCheckpoint
 from tpbench.errors import ConfigError
+from tpbench.runs.checkpoints import LAST, LastCheckpoint
 
 log = logging.getLogger(__name__)
 
