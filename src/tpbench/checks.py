@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tpbench.distributed import GradientSyncDDP
 from tpbench.errors import ConfigError
+from tpbench.runs.resume import check_ckpt_path
 
 NON_NEGATIVE = ("lr", "feedback_lr", "weight_decay")  # keys under algo, lists included
 OFFLINE_MODES = ("offline", "disabled", "dryrun")
@@ -36,6 +37,9 @@ def check_config(cfg: DictConfig) -> None:
     threads = cfg.get("threads")
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads={threads} must be ≥ 1, or null for torch's default.")
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path not in (None, "auto"):
+        check_ckpt_path(str(ckpt_path))
     _check_accelerator(str(OmegaConf.select(cfg, "trainer.accelerator") or "auto"))
     if any("Wandb" in str(node.get("_target_", "")) for node in (cfg.get("logger") or {}).values()):
         _check_wandb_login()

@@ -39,6 +39,8 @@ KNOWN_WARNINGS = (
     r"Checkpoint directory .* exists and is not empty",  # a resumed run keeps its checkpoints
 )
 DETAIL_LINES = ("full_key:", "object_type=", "reference_type=", "Set the environment variable")
+# trailing parts of Hydra's messages that name its internals, not the user's mistake
+NOISE = (r"; Config search path:.*", r"; See https://hydra\.cc\S* for details")
 
 
 def quiet() -> None:
@@ -98,7 +100,10 @@ def condense(message: str) -> str:
         parts.append(line)
     if items:
         parts[-1] += " " + ", ".join(items)
-    return re.sub(r"\s+", " ", "; ".join(parts))
+    sentence = re.sub(r"\s+", " ", "; ".join(parts))
+    for noise in NOISE:
+        sentence = re.sub(noise, "", sentence)
+    return sentence
 
 
 def tell(sentence: str) -> None:

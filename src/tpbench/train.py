@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from tpbench.checks import check_config, check_trainer
+from tpbench.command_line import check_command_line
 from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
@@ -57,6 +59,7 @@ def build(cfg: DictConfig):
     rule = instantiate(cfg.algo, net=net)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
+    rule.check_precision(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     rule.check_trainer(trainer)  # DDP strategy and 16-bit precision, before any data is read
     if cfg.get("compile"):
@@ -182,4 +185,5 @@ def _hydra_main(cfg: DictConfig) -> float:
 def main() -> None:
     """`python train.py [overrides]`: a mistake ends in one sentence on stderr and exit code 1."""
     with mistakes_told(), hydra_raising():
+        check_command_line(sys.argv[1:], CONFIG_DIR)
         _hydra_main()

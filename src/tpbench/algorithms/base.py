@@ -149,7 +149,11 @@ class LearningRule(L.LightningModule):
         """One ConfigError sentence when this rule cannot train with the trainer's strategy (only
         tpbench's GradientSyncDDP averages gradients correctly) or 16-bit precision."""
         check_strategy(trainer.strategy)
-        precision = trainer.precision
+        self.check_precision(trainer.precision)
+
+    def check_precision(self, precision: object) -> None:
+        """Target propagation refuses 16-bit, checked on the value the user gave (Lightning
+        turns 16-mixed into bf16-mixed on a CPU before the trainer exists)."""
         if str(precision) in LOW_PRECISION and not self.low_precision_safe:
             raise ConfigError(
                 f"trainer.precision={precision} is not supported by {type(self).__name__}: its "

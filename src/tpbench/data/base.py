@@ -112,6 +112,7 @@ class TensorDataModule(L.LightningDataModule):
             return
         expected = self.files(True) + self.files(False)
         if any(not (self.data_dir / f).is_file() for f in expected):
+            self._check_level(expected)
             self._fetch(expected)
         if self.verify:
             remedy = "it is corrupt or another version; delete it, or set data.verify=false"
@@ -143,6 +144,18 @@ class TensorDataModule(L.LightningDataModule):
         if any(not (self.data_dir / f).is_file() for f in expected):
             raise self._missing(expected, f"the official archive does not hold them; {_HAND}")
 
+    def _check_level(self, expected: list[Path]) -> None:
+        """data.data_dir one level too deep (`.../MNIST`) or too high (`...` above `data/`):
+        the files are in a neighbour of the expected place; say so rather than download."""
+        candidates = [self.data_dir.parent, *(d for d in self.data_dir.glob("*") if d.is_dir())]
+        for candidate in candidates:
+            if all((candidate / f).is_file() for f in expected):
+                raise ConfigError(
+                    f"data.data_dir={self.data_dir} is not where the {self.name} files are "
+                    f"({describe(expected)} relative to it); they are under {candidate}: pass "
+                    f"data.data_dir={candidate}."
+                )
+
     def _missing(self, expected: list[Path], remedy: str) -> DataError:
         absent = [f for f in expected if not (self.data_dir / f).is_file()]
         return DataError(
@@ -161,9 +174,18 @@ class TensorDataModule(L.LightningDataModule):
             val, train = self._val_train_indices(len(x))
             self.splits["train"] = x[train].to(self.device), y[train].to(self.device)
             self.splits["val"] = x[val].to(self.device), y[val].to(self.device)
+            self._check_batch_size(len(train))
         if stage in ("test", None) and "test" not in self.splits:
             x, y = self.load_split(train=False)
             self.splits["test"] = x.to(self.device), y.to(self.device)
+
+    def _check_batch_size(self, n_train: int) -> None:
+        if self.batch_size > n_train:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is larger than the {n_train} training "
+                f"samples (after holding out data.val_size={self.val_size}); use "
+                f"data.batch_size={n_train} or less."
+            )
 
     def _val_train_indices(self, n: int) -> tuple[Tensor, Tensor]:
         """Indices of the validation and training images among the n of the training files:

@@ -24,7 +24,7 @@ class FakeDataModule(TensorDataModule):
         num_classes: int = 10,
         train_size: int = 1200,
         test_size: int = 400,
-        val_size: int = 200,
+        val_size: int | float = 200,
         **kwargs,
     ):
         super().__init__(val_size=val_size, normalize=False, **kwargs)

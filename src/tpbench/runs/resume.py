@@ -50,14 +50,27 @@ def resolve(ckpt_path: str | None, trainer: L.Trainer, output_dir: str) -> str |
     return str(last) if last.is_file() else None
 
 
-def open_checkpoint(ckpt_path: str, module: torch.nn.Module) -> Resumed:
-    """Read the checkpoint and check it holds `module`'s tensors, each of the same shape."""
+def check_ckpt_path(ckpt_path: str) -> Path:
+    """An existing checkpoint file; a directory names the checkpoint in it to pass."""
     path = Path(ckpt_path)
+    if path.is_dir():
+        inside = sorted(path.glob("*.ckpt")) or sorted(path.glob(f"checkpoints/{LAST}"))
+        hint = f"e.g. ckpt_path={inside[-1]}" if inside else "no .ckpt file is in it"
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} is a directory, not a checkpoint file ({hint}); to continue "
+            "a run in its own directory use tpbench resume RUN_DIR."
+        )
     if not path.is_file():
         raise ConfigError(
             f"ckpt_path={ckpt_path} does not exist; pass an existing checkpoint file, "
             "ckpt_path=auto (this run directory's last.ckpt) or ckpt_path=null."
         )
+    return path
+
+
+def open_checkpoint(ckpt_path: str, module: torch.nn.Module) -> Resumed:
+    """Read the checkpoint and check it holds `module`'s tensors, each of the same shape."""
+    path = check_ckpt_path(ckpt_path)
     try:
         checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
         saved = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tpbench.errors import ConfigError
+from tpbench.nets.torch_net import TorchNet
 
 
 def per_layer(name: str, value, n: int, kind: type, minimum: float) -> list:
@@ -21,6 +22,12 @@ def per_layer(name: str, value, n: int, kind: type, minimum: float) -> list:
 
 def check_net(rule: str, net, top_target) -> None:
     """The net has enough layers, and every layer has weights (and so an inverse)."""
+    if isinstance(net, TorchNet):
+        raise ConfigError(
+            f"algo '{rule}' cannot train net=torch: target propagation learns an inverse of "
+            "each layer of a tpbench net, and a wrapped torch model has none; use net=torch "
+            "with bp, fa, usf, frsf, brsf or dfa, or a tpbench net (e.g. net=fc) with this rule."
+        )
     need = top_target.min_layers
     if len(net) < need:
         raise ConfigError(
