@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from hydra.errors import HydraException, InstantiationException
 from omegaconf.errors import OmegaConfBaseException
 
+from tpbench.atomic import storage_error
 from tpbench.errors import TpbenchError
 
 log = logging.getLogger("tpbench")
@@ -37,6 +38,7 @@ KNOWN_WARNINGS = (
     r"The '\w+' does not have many workers",  # tpbench's batches are in memory, no workers
     r"Experiment logs directory .* exists and is not empty",  # a resumed run continues its CSV
     r"Checkpoint directory .* exists and is not empty",  # a resumed run keeps its checkpoints
+    r"The `srun` command is available",  # tpbench's Slurm runs go through hydra/launcher=slurm
 )
 DETAIL_LINES = ("full_key:", "object_type=", "reference_type=", "Set the environment variable")
 # trailing parts of Hydra's messages that name its internals, not the user's mistake
@@ -72,6 +74,8 @@ def one_sentence(error: BaseException) -> str | None:
     """The user-facing sentence of a mistake, or None for an error that is a bug."""
     if isinstance(error, TpbenchError):
         return str(error)
+    if (storage := storage_error(error)) is not None:  # e.g. Hydra creating the run directory
+        return str(storage)
     if isinstance(error, InstantiationException):
         if isinstance(error.__cause__, TpbenchError):
             return str(error.__cause__)

@@ -23,3 +23,7 @@ class DivergedError(TpbenchError):
 
 class InputError(TpbenchError):
     """A directory or file named on the command line that is not what the command needs."""
+
+
+class StorageError(TpbenchError):
+    """A file could not be written: the disk is full or the directory is not writable."""

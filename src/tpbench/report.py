@@ -24,6 +24,7 @@ from pathlib import Path
 from matplotlib import colormaps
 from omegaconf import OmegaConf
 
+from tpbench.atomic import write_text
 from tpbench.errors import InputError
 from tpbench.paper_results import PAPER_TEST_ERRORS
 from tpbench.report_plots import plot_curves, plot_sensitivity
@@ -135,7 +136,7 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
     lines += [""]
     if fails := failures(runs):
         lines += ["## Failed runs", "", *fails, ""]
-    paths[2].write_text("\n".join(lines))
+    write_text(paths[2], "\n".join(lines))
     if wandb:
         log_to_wandb(runs, paths)
     return paths

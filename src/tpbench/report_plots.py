@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from tpbench.atomic import atomic_path  # noqa: E402
 from tpbench.runs.reader import Run  # noqa: E402
 
 COLUMNS = 4  # sensitivity panels per row
@@ -67,7 +68,7 @@ def plot_sensitivity(groups: Groups, colors: dict, path: Path) -> None:
         for ax in axes[:, 0]:
             ax.set_ylabel("configurations")
     fig.suptitle("Sensitivity to hyper-parameters (Bartunov et al. 2018, Fig. 5)")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -109,5 +110,10 @@ def plot_curves(groups: Groups, colors: dict, path: Path) -> None:
                 bbox_to_anchor=(1.01, 1),
                 frameon=False,
             )
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=120)

@@ -20,12 +20,14 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from tpbench.atomic import storage_error, write_text
 from tpbench.checks import check_config, check_trainer
 from tpbench.command_line import check_command_line
 from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
 from tpbench.runs import provenance
+from tpbench.runs.checkpoints import AtomicCheckpointIO
 from tpbench.runs.resume import continue_csv, open_checkpoint, resolve
 from tpbench.runs.state import RunState
 
@@ -60,7 +62,9 @@ def build(cfg: DictConfig):
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
     rule.check_precision(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
     rule.check_trainer(trainer)  # DDP strategy and 16-bit precision, before any data is read
     if cfg.get("compile"):
         net.compile_layers()
@@ -111,6 +115,12 @@ def train(cfg: DictConfig) -> float:
     except TpbenchError as error:
         state.end("failed", str(error))
         raise
+    except OSError as error:  # a full disk, a read-only directory: one sentence
+        if (storage := storage_error(error)) is None:
+            state.end("failed", f"{type(error).__name__}: {error}")
+            raise
+        state.end("failed", str(storage))
+        raise storage from None
     except (KeyboardInterrupt, SystemExit) as error:  # Ctrl-C, SIGTERM, a requeue signal
         state.end("interrupted", f"stopped by {type(error).__name__}; last.ckpt is kept")
         raise
@@ -135,7 +145,7 @@ def _train(cfg: DictConfig) -> float:
         continue_csv(trainer, resumed)
     record = provenance.collect(str(trainer.strategy.root_device.type))
     if rank_zero_only.rank == 0:  # (the trainer does not know its rank before fitting)
-        OmegaConf.save(OmegaConf.create(record), Path(cfg.paths.output_dir) / "provenance.yaml")
+        write_text(Path(cfg.paths.output_dir) / "provenance.yaml", OmegaConf.to_yaml(record))
     with closing_wandb_runs(trainer):
         hparams = {**OmegaConf.to_container(cfg, resolve=True), "provenance": record}
         for logger in trainer.loggers:

@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # files only, never a window
 
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
+from tpbench.atomic import atomic_path  # noqa: E402
+
 TITLES = {
     "update_angle": "∠(update, BP gradient) [degrees]",
     "update_norm_ratio": "‖update‖ / ‖BP gradient‖",
@@ -48,6 +50,6 @@ def plot_history(history: dict[str, list[tuple[int, float]]], path: Path, title:
         ax.legend(fontsize="small", ncol=2)
     fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=110)
     plt.close(fig)

@@ -5,7 +5,8 @@ monitored checkpoint, i.e. when the monitored metric improves: a run that platea
 last.ckpt and a resume redoes every epoch since. `LastCheckpoint` writes `<dirpath>/last.ckpt`
 after each epoch's validation and the rule's own epoch-end hook (LR scheduler step), so a resume
 from it redoes at most the epoch that was running. The file is replaced atomically (written
-next to it, then renamed): a kill while it is written leaves the previous epoch's file intact.
+next to it, then renamed, by `AtomicCheckpointIO`, which writes every checkpoint of the trainer):
+a kill or a full disk while it is written leaves the previous epoch's file intact.
 
 On SIGTERM (Slurm preemption or time limit) Lightning stops at the next batch; SIGUSR1 (Slurm's
 warning before the time limit, where submitit requeues the job) is handled the same way here. The
@@ -15,13 +16,17 @@ not resume exactly (the epoch's batch order and metric states), so none is writt
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import signal
 from pathlib import Path
 
 import lightning as L
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
+
+from tpbench.atomic import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +66,20 @@ class LastCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or getattr(pl_module, "diverged", None):
             return
-        path = self.dirpath / LAST
-        partial = path.with_name(f".{LAST}.partial")
-        if trainer.is_global_zero:
-            self.dirpath.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(partial)  # rank 0 writes, every rank waits
-        if trainer.is_global_zero:
-            os.replace(partial, path)
+        trainer.save_checkpoint(self.dirpath / LAST)  # rank 0 writes (AtomicCheckpointIO)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Every checkpoint of the trainer (last.ckpt, ModelCheckpoint's best) written whole: a
+    kill or a full disk keeps the previous file, never a truncated one (tpbench.atomic)."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's way
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        buffer = io.BytesIO()  # (torch.save to a file turns a full disk into a RuntimeError)
+        torch.save(checkpoint, buffer)
+        write_bytes(path, buffer.getbuffer())
 
 
 def _stop_at_next_batch(trainer: L.Trainer):

@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from tpbench.atomic import atomic_path
 from tpbench.errors import ConfigError
 from tpbench.runs.checkpoints import LAST, LastCheckpoint
 
@@ -110,7 +111,7 @@ def continue_csv(trainer: L.Trainer, resumed: Resumed) -> None:
         writer = logger.experiment  # created now: deletes the old file
         if not header:
             continue
-        with path.open("w", newline="") as file:
+        with atomic_path(path) as partial, partial.open("w", newline="") as file:
             table = csv.DictWriter(file, fieldnames=header)
             table.writeheader()
             table.writerows(kept)

@@ -20,6 +20,9 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
+from tpbench.atomic import write_text
+from tpbench.errors import StorageError
+
 FILE = "run.yaml"
 STATES = ("running", "finished", "failed", "interrupted")
 
@@ -39,16 +42,18 @@ class RunState:
         self._write()
 
     def end(self, state: str, reason: str = "") -> None:
+        """Record the outcome where it can be written (a full disk or a read-only directory
+        may be what ended the run; the error that says so is raised by the caller)."""
         self.record |= {"state": state, "reason": reason, "ended": _now()}
-        self._write()
+        try:
+            self._write()
+        except StorageError:
+            pass
 
     def _write(self) -> None:
         if rank_zero_only.rank != 0:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{FILE}.partial")
-        OmegaConf.save(OmegaConf.create(self.record), partial)
-        os.replace(partial, self.path)
+        write_text(self.path, OmegaConf.to_yaml(OmegaConf.create(self.record)))
 
 
 def read_state(run_dir: Path) -> tuple[str, str] | None:

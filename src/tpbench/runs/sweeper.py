@@ -41,6 +41,7 @@ from optuna.samplers import GridSampler, RandomSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from tpbench.atomic import write_text
 from tpbench.errors import TpbenchError
 from tpbench.runs.relaunch import quote, results_of
 from tpbench.runs.sweep_progress import Progress, setup_log, show
@@ -294,6 +295,5 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                 best.user_attrs.get(RUN_DIR),
                 best.params,
             )
-        OmegaConf.save(
-            OmegaConf.create(results), Path(self.sweep_dir) / "optimization_results.yaml"
-        )
+        path = Path(self.sweep_dir) / "optimization_results.yaml"
+        write_text(path, OmegaConf.to_yaml(OmegaConf.create(results)))
