@@ -110,10 +110,10 @@ def condense(message: str) -> str:
     return sentence
 
 
-def tell(sentence: str) -> None:
+def tell(sentence: str, level: int = logging.ERROR) -> None:
     """`ERROR: sentence` on stderr, whatever the logging config (a sweep's trials log to files
     only), and into the run's log file when there is one."""
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, sentence, None, None)
+    record = log.makeRecord(log.name, level, __file__, 0, sentence, None, None)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)

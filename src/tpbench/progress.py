@@ -6,7 +6,7 @@ costs a third of the step time. `ProgressBar` only moves the bar's counter after
 thread draws it `refresh_per_second` times a second) and collects the shown values every
 `trainer.log_every_n_steps` steps and after each validation: the training loss (the last logged
 `train/loss_step`, else the previous epoch's mean) and the validation error and its best so far
-in %.
+in %. Epochs are counted from 1 (`Epoch 5/5` is the last of 5; Lightning shows `Epoch 4/4`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ class ProgressBar(RichProgressBar):
         self.progress.update(self.train_progress_bar_id, completed=batch_idx + 1)
         if (batch_idx + 1) % max(trainer.log_every_n_steps, 1) == 0:
             self._update_metrics(trainer, pl_module)
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        """`Epoch 1/5` ... `Epoch 5/5`: counted from 1, as the user gave trainer.max_epochs."""
+        description = f"Epoch {current_epoch + 1}"
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs > 0:
+            description += f"/{self.trainer.max_epochs}"
+        return f"{description:{len(self.validation_description)}}"
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, str]:
         metrics = trainer.callback_metrics

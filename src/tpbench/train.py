@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate as hydra_instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -23,9 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 from tpbench.atomic import storage_error, write_text
 from tpbench.checks import check_config, check_trainer
 from tpbench.command_line import check_command_line
-from tpbench.console import hydra_raising, mistakes_told, quiet
+from tpbench.console import hydra_raising, mistakes_told, quiet, tell
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
+from tpbench.interrupt import EXIT_CODE, ctrl_c, stopped_sentence
 from tpbench.runs import provenance
 from tpbench.runs.checkpoints import AtomicCheckpointIO
 from tpbench.runs.resume import continue_csv, open_checkpoint, resolve
@@ -60,6 +62,8 @@ def build(cfg: DictConfig):
     net = instantiate(cfg.net, in_shape=datamodule.shape, num_classes=datamodule.num_classes)
     rule = instantiate(cfg.algo, net=net)
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    if not OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]  # one override
     loggers = _instantiate_all(cfg.get("logger"))
     rule.check_precision(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
     trainer = instantiate(
@@ -79,7 +83,7 @@ def build(cfg: DictConfig):
         n_fwd,
         n_fb,
         f", {feedback_kind}" if n_fb else "",
-        type(rule).__name__,
+        rule.display_name,
     )
     return datamodule, rule, trainer
 
@@ -122,6 +126,12 @@ def train(cfg: DictConfig) -> float:
         state.end("failed", str(storage))
         raise storage from None
     except (KeyboardInterrupt, SystemExit) as error:  # Ctrl-C, SIGTERM, a requeue signal
+        if ctrl_c(error):
+            sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+            sentence = stopped_sentence(cfg, sweep)
+            state.end("interrupted", sentence)
+            tell(sentence, logging.WARNING)
+            raise SystemExit(EXIT_CODE) from None
         state.end("interrupted", f"stopped by {type(error).__name__}; last.ckpt is kept")
         raise
     except BaseException as error:

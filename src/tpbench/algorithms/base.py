@@ -45,6 +45,11 @@ class LearningRule(L.LightningModule):
     # (h + G(t) − G(h), G(F(h+ε)) − G(F(h))), which 16-bit rounding (relative error ~4e-3) erases.
     low_precision_safe = False
 
+    @property
+    def display_name(self) -> str:
+        """The rule's name in the console and logs (a variant names itself: frSF, not FA)."""
+        return type(self).__name__
+
     def __init__(
         self,
         net: Network,

@@ -32,6 +32,11 @@ class FeedbackAlignment(LearningRule):
     """FA and the sign-symmetry variants; see the module docstring for `feedback`."""
 
     low_precision_safe = True  # updates are error x activation products, like backprop's
+    NAMES = {"fa": "FeedbackAlignment", "usf": "uSF", "frsf": "frSF", "brsf": "brSF"}
+
+    @property
+    def display_name(self) -> str:
+        return self.NAMES[self.feedback_kind]
 
     def __init__(
         self,
