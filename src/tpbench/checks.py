@@ -66,18 +66,23 @@ def _check_accelerator(accelerator: str) -> None:
         )
 
 
-def _check_wandb_login() -> None:
+def wandb_login_found() -> bool:
+    """W&B is offline, or a login is configured (API key, identity token, netrc)."""
     if os.environ.get("WANDB_MODE", "").lower() in OFFLINE_MODES:
-        return
+        return True
     if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return
+        return True
     try:
         from wandb.sdk.lib.wbauth.wbnetrc import read_netrc_auth
 
         base_url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
-        if read_netrc_auth(host=base_url):
-            return
+        return bool(read_netrc_auth(host=base_url))
     except Exception:  # another wandb version: let wandb itself decide
+        return True
+
+
+def _check_wandb_login() -> None:
+    if wandb_login_found():
         return
     raise ConfigError(
         "logger=wandb needs a W&B login and none was found (no `wandb login`, no "

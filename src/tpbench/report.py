@@ -16,6 +16,7 @@ curves, not in the histograms), diagnostics runs, failed and interrupted runs.
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -25,11 +26,13 @@ from matplotlib import colormaps
 from omegaconf import OmegaConf
 
 from tpbench.atomic import write_text
+from tpbench.checks import wandb_login_found
 from tpbench.errors import InputError
 from tpbench.paper_results import PAPER_TEST_ERRORS
 from tpbench.report_plots import plot_curves, plot_sensitivity
 from tpbench.runs.reader import Run, read_runs
 
+log = logging.getLogger(__name__)
 STATES = ("complete", "failed", "interrupted", "running")
 
 
@@ -104,16 +107,17 @@ def failures(runs: list[Run]) -> list[str]:
 
 def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
     """Write sensitivity.png, curves.png and report.md into root; return their paths."""
-    runs = read_runs(root, by)
+    found = read_runs(root, by)
+    runs = [r for r in found if not r.failed_at_start]
     if not runs:
-        raise InputError(f"No runs (directories with .hydra/config.yaml) under {root}.")
+        raise InputError(_no_runs(root, found))
     groups = group(runs)
     labels = sorted({r.label for r in runs})
     cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
     colors = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
-    paths = [root / "sensitivity.png", root / "curves.png", root / "report.md"]
-    plot_sensitivity(groups, colors, paths[0])
-    plot_curves(groups, colors, paths[1])
+    figures = [root / "sensitivity.png", root / "curves.png"]
+    drawn = [plot(groups, colors, p) for plot, p in zip((plot_sensitivity, plot_curves), figures)]
+    figures = [p for p, ok in zip(figures, drawn) if ok]
     lines = [
         f"# Report: {root}",
         "",
@@ -123,10 +127,7 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
         "",
         *table(groups),
         "",
-        "![sensitivity](sensitivity.png)",
-        "",
-        "![curves](curves.png)",
-        "",
+        *(line for p in figures for line in (f"![{p.stem}]({p.name})", "")),
     ]
     lines += [
         "## Best runs: directory and hyper-parameters (overrides)",
@@ -136,10 +137,23 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
     lines += [""]
     if fails := failures(runs):
         lines += ["## Failed runs", "", *fails, ""]
-    write_text(paths[2], "\n".join(lines))
+    if leftovers := [r for r in found if r.failed_at_start]:
+        lines += ["## Runs that failed at start-up (not counted above)", ""]
+        lines += [f"- `{r.path.name}`: {r.reason or 'no reason recorded'}" for r in leftovers]
+    paths = [*figures, root / "report.md"]
+    write_text(paths[-1], "\n".join(lines))
     if wandb:
         log_to_wandb(runs, paths)
     return paths
+
+
+def _no_runs(root: Path, found: list[Run]) -> str:
+    if not found:
+        return f"No runs (directories with .hydra/config.yaml) under {root}."
+    return (
+        f"No runs under {root} got past start-up: {len(found)} failed before their first "
+        f"epoch (e.g. {found[0].path.name}: {found[0].reason or 'no reason recorded'})."
+    )
 
 
 def log_to_wandb(runs: list[Run], paths: list[Path]) -> None:
@@ -151,12 +165,18 @@ def log_to_wandb(runs: list[Run], paths: list[Path]) -> None:
         return
     import wandb
 
+    root = paths[-1].parent
+    mode = None if wandb_login_found() else "offline"
+    if mode == "offline":
+        log.info("No W&B login: the report is logged offline under %s/wandb (wandb sync)", root)
     project = OmegaConf.select(wandb_cfg, "project", throw_on_resolution_failure=False)
     with wandb.init(
         project=project or "tpbench",
         job_type="report",
-        dir=str(paths[0].parent),
-        name=f"report-{paths[0].parent.name}",
+        dir=str(root),
+        name=f"report-{root.name}",
+        mode=mode,
+        settings=wandb.Settings(quiet=True),
     ) as wandb_run:
-        wandb_run.log({p.stem: wandb.Image(str(p)) for p in paths[:2]})
-        wandb_run.log({"report": wandb.Html(f"<pre>{paths[2].read_text()}</pre>")})
+        wandb_run.log({p.stem: wandb.Image(str(p)) for p in paths if p.suffix == ".png"})
+        wandb_run.log({"report": wandb.Html(f"<pre>{paths[-1].read_text()}</pre>")})

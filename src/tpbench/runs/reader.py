@@ -2,8 +2,7 @@
 
 A run is a directory with `.hydra/config.yaml` (and `.hydra/hydra.yaml`, whose config-group
 choices name the data, net and rule, and `.hydra/overrides.yaml`, the command line that made it)
-and `csv/metrics*.csv` (runs of older tpbench versions resumed into `metrics.<n>.csv`; rows
-without an epoch, such as the diagnostics' per-step values, are not part of the curves). A run's
+and the metrics its logger wrote (CSV, TensorBoard or W&B: tpbench.runs.metric_files). A run's
 state: complete, failed, interrupted or running. Optuna storages under the root (`optuna.db`,
 `optuna.journal`) decide for sweep trials that ended (with the failure reason); otherwise the
 run's `run.yaml` (tpbench.runs.state), and for runs older than that file, its `train.log`
@@ -12,14 +11,13 @@ run's `run.yaml` (tpbench.runs.state), and for runs older than that file, its `t
 
 from __future__ import annotations
 
-import csv
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from tpbench.runs.metric_files import read_metrics
 from tpbench.runs.state import read_state
 
 STATES = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "failed"}  # Optuna's, when ended
@@ -46,6 +44,7 @@ class Run:
     state: str = "running"  # complete | failed | interrupted | running
     reason: str = ""
     overrides: list[str] = field(default_factory=list)  # what set its hyper-parameters
+    trial: bool = False  # a trial of a sweep (its state comes from the Optuna storage)
 
     def last(self, metric: str) -> float | None:
         values = self.curves.get(metric)
@@ -57,10 +56,19 @@ class Run:
         return min(self.curves.get("val/err", {}).values(), default=math.inf)
 
     @property
-    def best_acc(self) -> tuple[float, bool]:
-        """(accuracy %, is it the test accuracy) of the histogram: test, else best validation."""
+    def best_acc(self) -> tuple[float, bool] | None:
+        """(accuracy %, is it the test accuracy) of the histogram: test, else best validation;
+        None for a run that logged neither (logger=none)."""
         test = self.last("test/err")
-        return (100 * (1 - test), True) if test is not None else (100 * (1 - self.val_err), False)
+        if test is not None:
+            return 100 * (1 - test), True
+        return (100 * (1 - self.val_err), False) if math.isfinite(self.val_err) else None
+
+    @property
+    def failed_at_start(self) -> bool:
+        """A run (not a sweep trial) that failed before its first epoch ended: a mistake on
+        its command line, not a result; the report lists it apart."""
+        return self.state == "failed" and not self.trial and not self.curves
 
 
 def rule_label(cfg: DictConfig, choices: dict) -> str:
@@ -70,21 +78,6 @@ def rule_label(cfg: DictConfig, choices: dict) -> str:
     if schedule is None:
         return algo
     return algo.removesuffix("_alt") + ("_alt" if schedule.endswith(".Alternating") else "")
-
-
-def read_metrics(run_dir: Path) -> dict[str, dict[int, float]]:
-    """metric -> {epoch: last value logged in that epoch}, earlier attempts' files first."""
-    files = sorted(run_dir.glob("*/metrics*.csv"), key=lambda p: (p.name == "metrics.csv", p.name))
-    curves: dict[str, dict[int, float]] = defaultdict(dict)
-    for path in files:
-        with path.open(newline="") as file:
-            for row in csv.DictReader(file):
-                if not row.get("epoch"):  # a per-step value (diagnostics): not an epoch's
-                    continue
-                for key, value in row.items():
-                    if key not in ("epoch", "step") and value not in ("", None):
-                        curves[key][int(float(row["epoch"]))] = float(value)
-    return dict(curves)
 
 
 def read_trials(root: Path) -> dict[Path, tuple[str, str]]:
@@ -145,6 +138,7 @@ def read_run(config: Path, trials: dict, by: str | None) -> Run:
     run = Run(run_dir, cfg, choices.get("data", "?"), choices.get("net", "?"), rule, label)
     run.curves = read_metrics(run_dir)
     run.state, run.reason = run_state(run_dir, trials)
+    run.trial = run_dir.resolve() in trials
     run.overrides = shown_overrides(run_dir)
     return run
 
