@@ -122,6 +122,45 @@ def test_every_rule_fits_a_batch_in_a_plain_loop(rule):
     assert losses[-1] < 0.7 * losses[0]
 
 
+class TwoScaleNet(nn.Module):
+    """One conv applied at two resolutions (weights shared across scales), one Linear applied to
+    both scales' pooled features: each module runs twice per forward pass at different sizes."""
+
+    def __init__(self, num_classes: int = 4, width: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(2, 2, 1)
+        self.conv = nn.Conv2d(2, width, 3, padding=1, stride=2)
+        self.fc = nn.Linear(width, width)
+        self.head = nn.Linear(2 * width, num_classes)
+
+    def forward(self, x):
+        x = torch.tanh(self.stem(x))
+        fine, coarse = self.conv(x), self.conv(F.avg_pool2d(x, 2))  # (N, w, 4, 4), (N, w, 2, 2)
+        pooled = [torch.tanh(self.fc(h.mean((2, 3)))) for h in (torch.tanh(fine), coarse)]
+        return self.head(torch.cat(pooled, 1))
+
+
+def test_module_called_at_two_sizes_with_b_equal_w_is_backprop():
+    torch.manual_seed(0)
+    original = TwoScaleNet()
+    converted = tpbench.convert(copy.deepcopy(original), rule="fa", seed=1)
+    feedback_equal_to_weights(converted, "fa")
+    x, y = torch.randn(8, 2, 8, 8), torch.randint(0, 4, (8,))
+    for got, want in zip(sgd_step(converted, x, y), sgd_step(original, x, y), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("rule", ["fa", "usf", "frsf", "brsf", "dfa"])
+def test_module_called_at_two_sizes_trains_under_every_rule(rule):
+    torch.manual_seed(0)
+    model = tpbench.convert(TwoScaleNet(), rule=rule, seed=0, num_outputs=4)
+    x = torch.randn(8, 2, 8, 8)
+    sgd_step(model, x, torch.randint(0, 4, (8,)))
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in model.parameters())
+    if rule == "dfa":  # one D per input size of the shared conv
+        assert set(model.conv.feedback) == {"D", "D_2x4x4"} and set(model.fc.feedback) == {"D"}
+
+
 class Classifier(L.LightningModule):
     """An ordinary LightningModule (automatic optimization) around any model."""
 

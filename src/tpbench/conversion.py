@@ -40,7 +40,7 @@ class RoutedLinear(nn.Linear):
     def linear(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
         return F.linear(x, self.weight if weight is None else weight)  # (..., in) -> (..., out)
 
-    def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
+    def linear_transpose(self, y: Tensor, weight: Tensor | None = None, input_shape=None) -> Tensor:
         return y @ (self.weight if weight is None else weight)  # Wᵀ·y: (..., out) -> (..., in)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -50,23 +50,24 @@ class RoutedLinear(nn.Linear):
 
 class RoutedConv2d(nn.Conv2d):
     """nn.Conv2d (zero padding) whose W ⊛ x runs `self.route`; the transpose is the exact
-    vector-Jacobian product w.r.t. the input of the latest forward pass's size."""
+    vector-Jacobian product w.r.t. an input of the size the route saw at that call (one conv
+    may run at several resolutions per forward pass)."""
 
     route = None
-    input_size: torch.Size | None = None
 
     def linear(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
         w = self.weight if weight is None else weight
         return F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups)
 
-    def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
+    def linear_transpose(
+        self, y: Tensor, weight: Tensor | None = None, input_shape: torch.Size | None = None
+    ) -> Tensor:
         w = self.weight if weight is None else weight  # (N, O, H', W') -> (N, C, H, W)
         return torch.nn.grad.conv2d_input(
-            self.input_size, w, y, self.stride, self.padding, self.dilation, self.groups
+            input_shape, w, y, self.stride, self.padding, self.dilation, self.groups
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        self.input_size = x.shape
         a = self.linear(x) if self.route is None else self.route(self, x)
         return a if self.bias is None else a + self.bias.view(-1, 1, 1)
 

@@ -82,7 +82,7 @@ class Layer(nn.Module):
         """W·x with this layer's structure; x: (N, *in_shape) -> (N, *linear_shape)."""
         raise NotImplementedError
 
-    def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
+    def linear_transpose(self, y: Tensor, weight: Tensor | None = None, input_shape=None) -> Tensor:
         """Wᵀ·y, the VJP of `linear` w.r.t. x; y: (N, *linear_shape) -> (N, *in_shape)."""
         raise NotImplementedError
 
@@ -222,6 +222,6 @@ class Dense(Layer):
         w = self.weight if weight is None else weight
         return x.flatten(1) @ w.t()  # (N, in) -> (N, out)
 
-    def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
+    def linear_transpose(self, y: Tensor, weight: Tensor | None = None, input_shape=None) -> Tensor:
         w = self.weight if weight is None else weight
         return (y @ w).view(-1, *self.in_shape)  # (N, out) -> (N, *in_shape)

@@ -12,20 +12,24 @@ normalisation) stays the layer's own code, so it works under every rule. The wei
   `fa`: B fixed random; `usf`: B = s·sign(W) (the stored tensor is the scalar s);
   `frsf`, `brsf`: B = |R| ⊙ sign(W) (the stored tensor is |R|; brSF redraws it every step).
 - `DirectFeedback`, direct feedback alignment (Nøkland 2016): ∂ℓ/∂x = e·D, e = ∂ℓ/∂h_L the output
-  error, D of shape (num_outputs, *x's shape) fixed random in `layer.feedback["D"]`. The signal
+  error, D of shape (num_outputs, *x's shape) fixed random in `layer.feedback["D"]` (a module
+  applied to inputs of several shapes gets one D per shape, see `d_key`). The signal
   enters every weight layer's *input*; autograd carries it through the weight-free operations
   below (σ′, a pooling switch, a skip connection, a normalisation) to the previous weight layer,
   so in a chain δ_l = (e·D_{l+1}) ⊙ σ′(a_l) exactly as Nøkland writes it, and no Wᵀ is used
   anywhere (biotorch puts D at the same place).
 
 A layer that runs a route exposes `weight`, `linear(x, weight=None)`, `linear_transpose(y,
-weight=None)` and a `feedback` ModuleDict: tpbench's own layers and the modules `tpbench.convert`
-makes from nn.Linear / nn.Conv2d. `routed_layers(module)` lists them in registration order.
+weight=None, input_shape=None)` (input_shape: the size of the input at the call y came from;
+layers of a fixed input shape ignore it) and a `feedback` ModuleDict: tpbench's own layers and
+the modules `tpbench.convert` makes from nn.Linear / nn.Conv2d. `routed_layers(module)` lists
+them in registration order.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -36,23 +40,25 @@ ROUTE_KINDS = ("fa", "usf", "frsf", "brsf")
 
 
 class _RoutedLinear(torch.autograd.Function):
-    """Identity on a = W·sg(x) whose backward also sends `route.send(layer, δ)` to x.
+    """Identity on a = W·sg(x) whose backward also sends `route.send(layer, δ, x.shape)` to x.
 
     `a` is computed from the detached input, so autograd gives W its true gradient δ·xᵀ through
     the forward op itself; this node adds the one thing the route changes, ∂ℓ/∂x. No extra
     forward op, no nested backward. Nothing is sent to an input that needs no gradient (the data).
+    Each call keeps its own input's shape: a module applied twice per forward pass at different
+    sizes (one conv at two resolutions) sends each error back at the size it came from.
     """
 
     @staticmethod
     def forward(ctx, a, x, route, layer):
-        ctx.route, ctx.layer = route, layer
+        ctx.route, ctx.layer, ctx.input_shape = route, layer, x.shape
         return a.view_as(a)
 
     @staticmethod
     def backward(ctx, delta: Tensor):
         if not ctx.needs_input_grad[1]:
             return delta, None, None, None
-        return delta, ctx.route.send(ctx.layer, delta), None, None
+        return delta, ctx.route.send(ctx.layer, delta, ctx.input_shape), None, None
 
 
 class Route:
@@ -61,7 +67,7 @@ class Route:
     def __call__(self, layer, x: Tensor) -> Tensor:
         return _RoutedLinear.apply(layer.linear(x.detach()), x, self, layer)
 
-    def send(self, layer, delta: Tensor) -> Tensor:
+    def send(self, layer, delta: Tensor, input_shape: torch.Size) -> Tensor:
         raise NotImplementedError
 
 
@@ -83,9 +89,9 @@ class AlignedFeedback(Route):
         self.kind = kind
         self.uses_signs = kind != "fa"
 
-    def send(self, layer, delta: Tensor) -> Tensor:
+    def send(self, layer, delta: Tensor, input_shape: torch.Size) -> Tensor:
         feedback = self.feedback_weight(layer).to(delta.dtype)
-        return layer.linear_transpose(delta, feedback)  # Bᵀ·δ: (N, *in_shape)
+        return layer.linear_transpose(delta, feedback, input_shape)  # Bᵀ·δ: (N, *in_shape)
 
     def feedback_weight(self, layer) -> Tensor:
         """B_l as this route applies it now (W's shape)."""
@@ -116,16 +122,16 @@ class DirectFeedback(Route):
         self.error: Tensor | None = None
 
     def __call__(self, layer, x: Tensor) -> Tensor:
-        if x.requires_grad and "D" not in layer.feedback:
+        if x.requires_grad and d_key(layer, x.shape) not in layer.feedback:
             self.build(layer, tuple(x.shape[1:]), x.device)
         return super().__call__(layer, x)
 
     def build(self, layer, in_shape: tuple[int, ...], device: torch.device) -> None:
-        """D of shape (num_outputs, *in_shape), in `layer.feedback["D"]`."""
+        """D of shape (num_outputs, *in_shape), in `layer.feedback[d_key(...)]`."""
         fan = math.prod(in_shape)
         scale = glorot_bound(self.num_outputs, fan) if self.scale is None else self.scale
         d = random_tensor((self.num_outputs, *in_shape), self.distribution, scale, self.generator)
-        layer.feedback["D"] = FixedFeedback(d.to(device))
+        layer.feedback[d_key(layer, (0, *in_shape))] = FixedFeedback(d.to(device))
 
     def watch(self, output: Tensor) -> Tensor:
         """Register the hook that hands ∂ℓ/∂output to `receive`; returns `output`."""
@@ -136,10 +142,20 @@ class DirectFeedback(Route):
     def receive(self, e: Tensor) -> None:
         self.error = e.detach().flatten(1)  # (N, num_outputs)
 
-    def send(self, layer, delta: Tensor) -> Tensor:
-        d = layer.feedback["D"].weight  # (num_outputs, *in_shape)
+    def send(self, layer, delta: Tensor, input_shape: torch.Size) -> Tensor:
+        d = layer.feedback[d_key(layer, input_shape)].weight  # (num_outputs, *in_shape)
         signal = self.error.to(delta.dtype) @ d.flatten(1).to(delta.dtype)  # e·D: (N, |x|)
         return signal.view(delta.shape[0], *d.shape[1:])
+
+
+def d_key(layer, input_shape: Sequence[int]) -> str:
+    """Where a layer keeps the D of inputs of this shape (batch first): `D` for the shape it
+    first ran at, `D_<C>x<H>x<W>` for each further one (a module applied at several sizes)."""
+    first = layer.feedback["D"] if "D" in layer.feedback else None
+    in_shape = tuple(input_shape[1:])
+    if first is None or tuple(first.weight.shape[1:]) == in_shape:
+        return "D"
+    return "D_" + "x".join(map(str, in_shape))
 
 
 def routed_layers(module: nn.Module) -> list[nn.Module]:

@@ -134,7 +134,7 @@ class LocallyConnected2d(Spatial2d):
         y = _ContiguousGrad.apply(torch.bmm(w, cols))  # y_l = W_l x_l at every l: (L, O, N)
         return y.permute(2, 1, 0).reshape(x.shape[0], *self.conv_shape)  # (N, O, H', W')
 
-    def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
+    def linear_transpose(self, y: Tensor, weight: Tensor | None = None, input_shape=None) -> Tensor:
         w = self.weight if weight is None else weight  # (L, O, I)
         # the batch as rows, (L, N, O) @ (L, O, I): 1.6x faster forward + backward on CPU than
         # (L, I, O) @ (L, O, N), whose (N, I, L) transposition for F.fold copies far more slowly
@@ -187,7 +187,7 @@ class Conv2d(Spatial2d):
         w = self.weight if weight is None else weight
         return F.conv2d(x, w, stride=self.stride, padding=self.padding)  # (N, O, H', W')
 
-    def linear_transpose(self, y: Tensor, weight: Tensor | None = None) -> Tensor:
+    def linear_transpose(self, y: Tensor, weight: Tensor | None = None, input_shape=None) -> Tensor:
         w = self.weight if weight is None else weight
         return F.conv_transpose2d(  # (N, O, H', W') -> (N, C, H, W)
             y, w, stride=self.stride, padding=self.padding, output_padding=self.output_padding
