@@ -24,6 +24,7 @@ from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
 from tpbench.runs import provenance
+from tpbench.runs.pruning import Pruned, reporter
 from tpbench.runs.resume import continue_csv, open_checkpoint, resolve
 from tpbench.runs.state import RunState
 
@@ -56,6 +57,8 @@ def build(cfg: DictConfig):
     net = instantiate(cfg.net, in_shape=datamodule.shape, num_classes=datamodule.num_classes)
     rule = instantiate(cfg.algo, net=net)
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    if (report_to_study := reporter(cfg)) is not None:  # a sweep trial: its epochs, for pruning
+        callbacks.append(report_to_study)
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     rule.check_trainer(trainer)  # DDP strategy and 16-bit precision, before any data is read
@@ -99,12 +102,16 @@ def _finish_wandb_runs(trainer: L.Trainer, exit_code: int) -> None:
 
 def train(cfg: DictConfig) -> float:
     """Fit with a validation pass per epoch, test the best checkpoint, return the metric; the
-    run's state (running, then finished, failed or interrupted) is kept in its run.yaml."""
+    run's state (running, then finished, failed, interrupted or pruned) is kept in its run.yaml."""
     quiet()  # again: a launcher's job may run in a fresh process
     state = RunState(cfg.paths.output_dir)
     state.start()
     try:
         value = _train(cfg)
+    except Pruned as error:
+        log.info("Pruned %s", error)
+        state.end("pruned", str(error))
+        raise
     except TpbenchError as error:
         state.end("failed", str(error))
         raise
