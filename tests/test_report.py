@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from tpbench.cli import main
 from tpbench.report import report
 from tpbench.runs.reader import read_runs, rule_label
-from tpbench.runs.sweeper import FAIL_REASON, RUN_DIR
+from tpbench.runs.study import FAIL_REASON, RUN_DIR
 
 FIELDS = ["epoch", "step", "train/err", "val/err", "val/err_best", "test/err"]
 
@@ -55,9 +55,9 @@ def test_report_writes_figures_and_a_table_next_to_the_paper(sweep):
     assert all(p.stat().st_size > 1000 for p in paths[:2])
     text = paths[2].read_text()
     bp_row = next(line for line in text.splitlines() if "| bp |" in line)
-    assert "2 / 0 / 0 / 0" in bp_row and "| 2.00 | 2.10 | 4.05 ± 2.76 (2) | 1.48 |" in bp_row
+    assert "2 / 0 / 0 / 0 / 0" in bp_row and "| 2.00 | 2.10 | 4.05 ± 2.76 (2) | 1.48 |" in bp_row
     dtp_row = next(line for line in text.splitlines() if "| dtp_alt |" in line)
-    assert "1 / 1 / 0 / 1" in dtp_row and "| 3.00 | 3.50 | – | 1.83 |" in dtp_row
+    assert "1 / 0 / 1 / 0 / 1" in dtp_row and "| 3.00 | 3.50 | – | 1.83 |" in dtp_row
     assert "dtp_alt: 1 x" in text and "diverged" in text
 
 
@@ -68,9 +68,17 @@ def test_report_reads_trial_states_and_reasons_from_optuna_storage(sweep):
     trial.set_user_attr(RUN_DIR, "/elsewhere/moved/bp_1")  # matched by name in the sweep dir
     trial.set_user_attr(FAIL_REASON, "DivergedError: The run diverged")
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    pruned = study.ask()
+    pruned.set_user_attr(RUN_DIR, str(sweep / "dtp_0"))
+    pruned.set_user_attr(FAIL_REASON, "after 1 training epoch: val/err_best 50.00 % lags")
+    pruned.report(0.5, 1)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
     states = {run.path.name: (run.state, run.reason) for run in read_runs(sweep)}
     assert states["bp_1"] == ("failed", "DivergedError: The run diverged")
     assert states["bp_0"] == ("complete", "")
+    assert states["dtp_0"] == ("pruned", "after 1 training epoch: val/err_best 50.00 % lags")
+    text = report(sweep, wandb=False)[2].read_text()  # pruned: its own count, not a failure
+    assert "1 / 0 / 1 / 0 / 1 |" not in text and "| 0 / 1 / 1 / 0 / 1 |" in text
 
 
 def test_rule_label_marks_the_alternating_schedule():

@@ -5,7 +5,7 @@ Runs and sweep trials are read by tpbench.runs.reader. Writes into DIR:
 - `sensitivity.png` (Bartunov Fig. 5) and `curves.png` (Figs. 2, 8): see tpbench.report_plots;
 - `report.md`: each rule's best validation error, the test error of that run, the mean and
   standard deviation of the test error over its finished runs (seeds), the paper's test error,
-  run counts by state (complete / failed / interrupted / running), then each best run's
+  run counts by state (complete / pruned / failed / interrupted / running), then each best run's
   directory and the overrides that set its hyper-parameters, and the failure reasons.
 
 `--by KEY` splits each rule by a config value (e.g. `algo.top_target.size` for Bartunov's Fig. 4).
@@ -33,7 +33,7 @@ from tpbench.report_plots import plot_curves, plot_sensitivity
 from tpbench.runs.reader import Run, read_runs
 
 log = logging.getLogger(__name__)
-STATES = ("complete", "failed", "interrupted", "running")
+STATES = ("complete", "pruned", "failed", "interrupted", "running")
 
 
 def group(runs: list[Run]) -> dict[tuple[str, str], dict[str, list[Run]]]:
@@ -60,8 +60,9 @@ def _spread(runs: list[Run]) -> str:
 
 def table(groups) -> list[str]:
     lines = [
-        "| data | net | rule | runs: done / failed / interrupted / running | best val err % "
-        "| test err % of that run | test err % mean ± sd (n) | paper test err % | source |",
+        "| data | net | rule | runs: done / pruned / failed / interrupted / running "
+        "| best val err % | test err % of that run | test err % mean ± sd (n) "
+        "| paper test err % | source |",
         "|" + "---|" * 9,
     ]
     for (data, net), rules in groups.items():

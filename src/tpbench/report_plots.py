@@ -2,8 +2,9 @@
 
 - `plot_sensitivity` (Bartunov Fig. 5): per (data, net), a panel per rule (four to a row, shared
   axes) with the histogram of the best accuracy of each configuration; a panel's title gives the
-  rule, its finished and failed runs, and says when the values are validation accuracies (runs
-  without a test metric). Rules without a finished run that logged an accuracy (only failed
+  rule, its complete, pruned (stopped early by the sweep's pruner, not in the histogram) and
+  failed runs, and says when the values are validation accuracies (runs without a test metric).
+  Rules without a finished run that logged an accuracy (only failed
   runs, or logger=none) get no panel, data/net pairs without such a rule no row; the accuracy
   axis stays within 0-100 % with a few ticks.
 - `plot_curves` (Figs. 2, 8): per (data, net), the train (dashed, open squares) and validation
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -91,11 +93,13 @@ def plot_sensitivity(groups: Groups, colors: dict, path: Path) -> bool:
 
 def _histogram(ax: plt.Axes, rule: str, runs: list[Run], bins: np.ndarray, color) -> None:
     done = _accuracies(runs)
-    failed = sum(r.state == "failed" for r in runs)
+    ended = Counter(r.state for r in runs)
     ax.hist([acc for acc, _ in done], bins=bins, color=color, edgecolor="white")
     kind = "" if all(is_test for _, is_test in done) else ", best val acc"
     runs_word = "run" if len(done) == 1 else "runs"
-    ax.set_title(f"{rule}\n{len(done)} {runs_word}, {failed} failed{kind}", fontsize=9)
+    pruned = f", {ended['pruned']} pruned" if ended["pruned"] else ""
+    title = f"{rule}\n{len(done)} {runs_word}{pruned}, {ended['failed']} failed{kind}"
+    ax.set_title(title, fontsize=9)
     ax.set_xlim(bins[0], bins[-1])
     ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))

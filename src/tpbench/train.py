@@ -30,6 +30,7 @@ from tpbench.errors import TpbenchError
 from tpbench.interrupt import EXIT_CODE, ctrl_c, stopped_sentence
 from tpbench.runs import provenance
 from tpbench.runs.checkpoints import AtomicCheckpointIO
+from tpbench.runs.pruning import Pruned, reporter
 from tpbench.runs.resume import continue_csv, open_checkpoint, resolve
 from tpbench.runs.state import RunState
 
@@ -64,6 +65,8 @@ def build(cfg: DictConfig):
     callbacks = _instantiate_all(cfg.get("callbacks"))
     if not OmegaConf.select(cfg, "trainer.enable_progress_bar", default=True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]  # one override
+    if (report_to_study := reporter(cfg)) is not None:  # a sweep trial: its epochs, for pruning
+        callbacks.append(report_to_study)
     loggers = _instantiate_all(cfg.get("logger"))
     rule.check_precision(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
     trainer = instantiate(
@@ -110,12 +113,16 @@ def _finish_wandb_runs(trainer: L.Trainer, exit_code: int) -> None:
 
 def train(cfg: DictConfig) -> float:
     """Fit with a validation pass per epoch, test the best checkpoint, return the metric; the
-    run's state (running, then finished, failed or interrupted) is kept in its run.yaml."""
+    run's state (running, then finished, failed, interrupted or pruned) is kept in its run.yaml."""
     quiet()  # again: a launcher's job may run in a fresh process
     state = RunState(cfg.paths.output_dir)
     state.start()
     try:
         value = _train(cfg)
+    except Pruned as error:
+        log.info("Pruned %s", error)
+        state.end("pruned", str(error))
+        raise
     except TpbenchError as error:
         state.end("failed", str(error))
         raise
