@@ -30,13 +30,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from tpbench.console import condense
 from tpbench.errors import ConfigError
-from tpbench.search_space import check_search_space, sweep_values
+from tpbench.search_space import check_search_space, sweep_values, values_of
 from tpbench.value_types import check_value
 
 PARAMS = "hydra.sweeper.params."
 
 
 def check_command_line(argv: list[str], config_dir: str, config_name: str = "train") -> None:
+    """ConfigError for the first mistake among `python train.py <argv>`'s overrides."""
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
@@ -49,21 +50,26 @@ def check_command_line(argv: list[str], config_dir: str, config_name: str = "tra
         _check_group(conf, override)
     _check_mode(groups, args.multirun)
     cfg = _compose(config_dir, config_name, [o for o in overrides if _shapes_config(o, groups)])
-    params: dict[str, str] = {}  # hydra.sweeper.params.<key>=<expression> on the command line
+    params = _check_values(cfg, [o for o in overrides if o not in groups])
+    if args.multirun:
+        check_search_space(cfg, params, lambda key, values: _check_param(cfg, key, values))
+
+
+def _check_values(cfg: DictConfig, overrides: list[Override]) -> dict[str, str]:
+    """Check each `key=value` override (each value of a sweep) against the key in `cfg`;
+    returns the `hydra.sweeper.params.<key>=<expression>` ones, for the search-space check."""
+    params = {}
     for override in overrides:
-        if override in groups or override.type != OverrideType.CHANGE:
-            continue
-        if "/" in override.key_or_group:  # one of Hydra's own groups (hydra/launcher=...)
-            continue
         key = override.key_or_group
+        if override.type != OverrideType.CHANGE or "/" in key:  # (hydra/launcher=...: Hydra's)
+            continue
         if key.startswith(PARAMS):
             params[key.removeprefix(PARAMS)] = override.input_line.split("=", 1)[1]
             continue
         node, default = _locate(cfg, key, override.input_line)
-        for value in sweep_values(override) if override.is_sweep_override() else [override.value()]:
+        for value in values_of(override):
             check_value(key, value, node, default)
-    if args.multirun:
-        check_search_space(cfg, params, lambda key, values: _check_param(cfg, key, values))
+    return params
 
 
 def _parse(lines: list[str]) -> list[Override]:
@@ -91,8 +97,7 @@ def _check_group(conf: Path, override: Override) -> None:
     folder = _group_dir(conf, override)
     assert folder is not None
     valid = options(folder)
-    values = sweep_values(override) if override.is_sweep_override() else [override.value()]
-    for value in values:
+    for value in values_of(override):
         if value is None or str(value) in valid:
             continue
         key = override.key_or_group
@@ -160,6 +165,9 @@ def _unknown_key(cfg: DictConfig, parts: list[str], depth: int, node: Any, line:
         hint = f"did you mean {' or '.join(prefix + c for c in close)}?"
     else:
         hint = f"its keys: {', '.join(keys)} (a new key is added with +{'.'.join(parts)}=...)."
+    if where and not isinstance(node, DictConfig):  # e.g. algo.feedback_optimizer: null
+        value = "null" if str(node) == "None" else node
+        return f"{line}: {owner} is {value} here, so it has no key {parts[depth]}."
     place = f"{owner} has no key {parts[depth]}" if where else f"there is no key {parts[0]}"
     return f"{line}: {place}; {hint}"
 

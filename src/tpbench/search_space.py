@@ -44,6 +44,11 @@ def sweep_values(override: Override) -> list[Any]:
     return [override.value()]
 
 
+def values_of(override: Override) -> list[Any]:
+    """The value of a plain override, the values of a sweep."""
+    return sweep_values(override) if override.is_sweep_override() else [override.value()]
+
+
 def _check_interval(key: str, text: str, sweep: IntervalSweep) -> None:
     if not sweep.start < sweep.end:
         raise ConfigError(
@@ -78,6 +83,4 @@ def check_search_space(
     params = OmegaConf.select(cfg, "hydra.sweeper.params")
     params = OmegaConf.to_container(params) if isinstance(params, DictConfig) else {}
     for key, expression in {**params, **changed}.items():
-        override = parse_param(str(key), expression)
-        values = sweep_values(override) if override.is_sweep_override() else [override.value()]
-        check_key(str(key), values)
+        check_key(str(key), values_of(parse_param(str(key), expression)))
