@@ -15,6 +15,8 @@ from tpbench.train import CONFIG_DIR
 WRONG = [
     (["-m", "algo=bp,fwtdp"], "algo=fwtdp is not an option of algo"),
     (["algo/top_target=lable"], "closest: label"),
+    (["+experiment=bartunov_mnist_fc_dtp"], "select an option with experiment=<option> (no +)"),
+    (["experiment=null"], "to go without one, write ~experiment"),
     (["data=mnist", "data.download=off"], "data.download=off is not valid: data.download takes "
      "true or false"),
     (["trainer.max_epochs=ten"], "trainer.max_epochs=ten is not valid"),

@@ -96,11 +96,17 @@ def options(folder: Path) -> list[str]:
 def _check_group(conf: Path, override: Override) -> None:
     folder = _group_dir(conf, override)
     assert folder is not None
-    valid = options(folder)
+    valid, key = options(folder), override.key_or_group
+    if override.type == OverrideType.ADD and "/" not in key:  # +experiment=... (other templates)
+        raise ConfigError(
+            f"{override.input_line}: {key} is already in train.yaml's defaults; select an option "
+            f"with {key}=<option> (no +)."
+        )
     for value in values_of(override):
-        if value is None or str(value) in valid:
+        if value is None:
+            raise ConfigError(f"{key}=null: to go without one, write ~{key}.")
+        if str(value) in valid:
             continue
-        key = override.key_or_group
         close = difflib.get_close_matches(str(value), valid, n=3, cutoff=0.5)
         hint = f"closest: {', '.join(close)}" if close else f"valid: {', '.join(valid)}"
         raise ConfigError(
