@@ -10,7 +10,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from tpbench.cli import main
+from tpbench.errors import InputError
 from tpbench.report import report
+from tpbench.report_grid import cells
 from tpbench.runs.reader import read_runs, rule_label
 from tpbench.runs.study import FAIL_REASON, RUN_DIR
 
@@ -97,3 +99,35 @@ def test_cli_report_by_a_config_value(sweep, tmp_path):
     empty.mkdir()
     with pytest.raises(SystemExit, match="1"):
         main(["report", str(empty)])
+
+
+def set_config(run_dir: Path, **values: float) -> None:
+    path = run_dir / ".hydra" / "config.yaml"
+    cfg = OmegaConf.load(path)
+    for key, value in values.items():
+        OmegaConf.update(cfg, key.replace("__", "."), value)
+    OmegaConf.save(cfg, path)
+
+
+def test_grid_shows_each_configuration_with_pruned_and_failed_cells(tmp_path):
+    done, pruned = "[tpbench][INFO] - Done in 1.0s", "[tpbench][INFO] - Pruned after 1"
+    for name, errors, log, lr, beta in [
+        ("a", [0.3, 0.1], done, 0.1, 0.01),
+        ("b", [0.3, 0.05], done, 0.1, 0.01),  # the same configuration, another seed: best wins
+        ("c", [0.6], pruned, 1.0, 0.01),
+        ("d", [0.9], "[ERROR] - Run diverged: loss nan", 1.0, 0.04),
+    ]:
+        write_run(tmp_path / name, "fwdtp", errors, log, None)
+        set_config(tmp_path / name, algo__optimizer__lr=lr, algo__top_target__beta=beta)
+    (tmp_path / "c" / "run.yaml").write_text("state: pruned\nreason: after 1 training epoch\n")
+    runs = read_runs(tmp_path)
+    assert cells(runs, "algo.optimizer.lr", "algo.top_target.beta") == {
+        (0.1, 0.01): (5.0, "complete", 2),
+        (1.0, 0.01): (60.0, "pruned", 1),
+        (1.0, 0.04): (90.0, "failed", 1),
+    }
+    paths = report(tmp_path, wandb=False, grid=("algo.optimizer.lr", "algo.top_target.beta"))
+    assert paths[-1].name == "grid.png" and paths[-1].stat().st_size > 10_000
+    assert "![grid](grid.png)" in (tmp_path / "report.md").read_text()
+    with pytest.raises(InputError, match="sets algo.no.such and algo.optimizer.lr"):
+        report(tmp_path, wandb=False, grid=("algo.no.such", "algo.optimizer.lr"))

@@ -33,6 +33,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     report.add_argument("dir", type=Path, help="a sweep directory, or any directory of runs")
     report.add_argument("--no-wandb", action="store_true", help="never log the report to W&B")
     report.add_argument("--by", help="split each rule by a config value, e.g. algo.top_target.size")
+    report.add_argument(
+        "--grid",
+        nargs=2,
+        metavar=("X", "Y"),
+        help="validation error over two config values, e.g. algo.optimizer.lr algo.top_target.beta",
+    )
     resume = commands.add_parser("resume", help="continue a stopped run in its own directory")
     resume.add_argument("dir", type=Path, help="the run directory (with .hydra/ and checkpoints/)")
     resume.add_argument("overrides", nargs="*", help="e.g. trainer.max_epochs=90 threads=4")
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return subprocess.call([sys.executable, "-c", TRAIN, *train_args], cwd=cwd)
     from tpbench.report import report as write_report  # matplotlib: only when used
 
-    for path in write_report(args.dir, wandb=not args.no_wandb, by=args.by):
+    for path in write_report(args.dir, wandb=not args.no_wandb, by=args.by, grid=args.grid):
         logging.info("wrote %s", path)
     return 0
 

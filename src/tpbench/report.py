@@ -8,7 +8,9 @@ Runs and sweep trials are read by tpbench.runs.reader. Writes into DIR:
   run counts by state (complete / pruned / failed / interrupted / running), then each best run's
   directory and the overrides that set its hyper-parameters, and the failure reasons.
 
-`--by KEY` splits each rule by a config value (e.g. `algo.top_target.size` for Bartunov's Fig. 4).
+`--by KEY` splits each rule by a config value (e.g. `algo.top_target.size` for Bartunov's Fig. 4);
+`--grid X Y` adds `grid.png`, the best validation error over two hyper-parameters per rule
+(tpbench.report_grid).
 
 Any mix works: plain runs, sweeps (complete or partial: running trials appear in the counts and
 curves, not in the histograms), diagnostics runs, failed and interrupted runs.
@@ -26,6 +28,7 @@ from omegaconf import OmegaConf
 
 from tpbench.errors import InputError
 from tpbench.paper_results import PAPER_TEST_ERRORS
+from tpbench.report_grid import plot_grid
 from tpbench.report_plots import plot_curves, plot_sensitivity
 from tpbench.runs.reader import Run, read_runs
 
@@ -102,8 +105,11 @@ def failures(runs: list[Run]) -> list[str]:
     return [f"- {rule}: {count} x {reason}" for (rule, reason), count in reasons.most_common()]
 
 
-def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
-    """Write sensitivity.png, curves.png and report.md into root; return their paths."""
+def report(
+    root: Path, wandb: bool = True, by: str | None = None, grid: tuple[str, str] | None = None
+) -> list[Path]:
+    """Write sensitivity.png, curves.png, report.md (and grid.png for two `grid` keys) into root;
+    return their paths."""
     runs = read_runs(root, by)
     if not runs:
         raise InputError(f"No runs (directories with .hydra/config.yaml) under {root}.")
@@ -114,6 +120,9 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
     paths = [root / "sensitivity.png", root / "curves.png", root / "report.md"]
     plot_sensitivity(groups, colors, paths[0])
     plot_curves(groups, colors, paths[1])
+    if grid is not None:
+        paths.append(root / "grid.png")
+        plot_grid(runs, *grid, paths[-1])
     lines = [
         f"# Report: {root}",
         "",
@@ -127,6 +136,7 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
         "",
         "![curves](curves.png)",
         "",
+        *(["![grid](grid.png)", ""] if grid else []),
     ]
     lines += [
         "## Best runs: directory and hyper-parameters (overrides)",
@@ -158,5 +168,5 @@ def log_to_wandb(runs: list[Run], paths: list[Path]) -> None:
         dir=str(paths[0].parent),
         name=f"report-{paths[0].parent.name}",
     ) as wandb_run:
-        wandb_run.log({p.stem: wandb.Image(str(p)) for p in paths[:2]})
+        wandb_run.log({p.stem: wandb.Image(str(p)) for p in paths if p.suffix == ".png"})
         wandb_run.log({"report": wandb.Html(f"<pre>{paths[2].read_text()}</pre>")})
