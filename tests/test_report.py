@@ -9,8 +9,10 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
+from tests.conftest import CONF
 from tpbench.cli import main
 from tpbench.errors import InputError
+from tpbench.paper_results import MEASURED_HERE, fwdtp_table
 from tpbench.report import report
 from tpbench.report_grid import cells
 from tpbench.runs.reader import read_runs, rule_label
@@ -131,3 +133,32 @@ def test_grid_shows_each_configuration_with_pruned_and_failed_cells(tmp_path):
     assert "![grid](grid.png)" in (tmp_path / "report.md").read_text()
     with pytest.raises(InputError, match="sets algo.no.such and algo.optimizer.lr"):
         report(tmp_path, wandb=False, grid=("algo.no.such", "algo.optimizer.lr"))
+
+
+def test_fwdtp_table_csv_is_complete_and_consistent():
+    rows = fwdtp_table()
+    assert list(rows[0]) == [
+        "dataset", "row", "preset", "seeds", "test_mean", "test_sd", "poster_mean", "poster_sd",
+        "search",
+    ]  # fmt: skip
+    presets = {p.stem for p in (CONF / "experiment").glob("*.yaml")}
+    for row in rows:
+        assert row["preset"] in presets and row["search"]
+        assert row["preset"] == f"fwdtp_{row['dataset']}_fc_{row['row']}"
+        seeds = row["seeds"].split()
+        assert bool(row["test_mean"]) == bool(seeds)  # a number comes with its seeds
+        assert bool(row["test_sd"]) == (len(seeds) > 1)  # an sd needs two seeds or more
+    poster = {(r["dataset"], r["row"]): r["poster_mean"] for r in rows}
+    assert poster[("mnist", "fwdtp")] == poster[("mnist", "fwdtp_bn")] == "2.76"
+    assert poster[("cifar100", "ldrl")] == "76.72"
+
+
+def test_report_shows_what_docs_results_measured_for_the_fwdtp_rows(tmp_path):
+    write_run(tmp_path / "r", "fwdtp_bn", [0.3, 0.03], "[tpbench][INFO] - Done in 1.0s", 0.03)
+    hydra_yaml = tmp_path / "r" / ".hydra" / "hydra.yaml"
+    OmegaConf.save(OmegaConf.merge(OmegaConf.load(hydra_yaml), {"hydra": {"runtime": {
+        "choices": {"net": "fwdtp_mnist_fc"}}}}), hydra_yaml)  # fmt: skip
+    text = report(tmp_path, wandb=False)[2].read_text()
+    row = next(line for line in text.splitlines() if "| fwdtp_bn |" in line)
+    measured = MEASURED_HERE[("mnist", "fwdtp_mnist_fc", "fwdtp_bn")]
+    assert row.endswith(f"| 2.76 | FW-DTP 2023 | {measured} |")

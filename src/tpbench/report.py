@@ -5,6 +5,7 @@ Runs and sweep trials are read by tpbench.runs.reader. Writes into DIR:
 - `sensitivity.png` (Bartunov Fig. 5) and `curves.png` (Figs. 2, 8): see tpbench.report_plots;
 - `report.md`: each rule's best validation error, the test error of that run, the mean and
   standard deviation of the test error over its finished runs (seeds), the paper's test error,
+  what docs/results reports for that row (FW-DTP table: docs/results/fwdtp_table.csv),
   run counts by state (complete / pruned / failed / interrupted / running), then each best run's
   directory and the overrides that set its hyper-parameters, and the failure reasons.
 
@@ -27,7 +28,7 @@ from matplotlib import colormaps
 from omegaconf import OmegaConf
 
 from tpbench.errors import InputError
-from tpbench.paper_results import PAPER_TEST_ERRORS
+from tpbench.paper_results import MEASURED_HERE, PAPER_TEST_ERRORS
 from tpbench.report_grid import plot_grid
 from tpbench.report_plots import plot_curves, plot_sensitivity
 from tpbench.runs.reader import Run, read_runs
@@ -61,19 +62,21 @@ def table(groups) -> list[str]:
     lines = [
         "| data | net | rule | runs: done / pruned / failed / interrupted / running "
         "| best val err % | test err % of that run | test err % mean ± sd (n) "
-        "| paper test err % | source |",
-        "|" + "---|" * 9,
+        "| paper test err % | source | tpbench in docs/results % (seeds) |",
+        "|" + "---|" * 10,
     ]
     for (data, net), rules in groups.items():
         for label, runs in rules.items():
             n = Counter(r.state for r in runs)
             best = best_run(runs)
-            paper, source = PAPER_TEST_ERRORS.get((data, net, runs[0].rule), (None, ""))
+            key = (data, net, runs[0].rule)
+            paper, source = PAPER_TEST_ERRORS.get(key, (None, ""))
             counts = " / ".join(str(n[state]) for state in STATES)
             lines.append(
                 f"| {data} | {net} | {label} | {counts} "
                 f"| {_pct(best.val_err)} | {_pct(best.last('test/err'))} | {_spread(runs)} "
-                f"| {'–' if paper is None else f'{paper:.2f}'} | {source} |"
+                f"| {'–' if paper is None else f'{paper:.2f}'} | {source} "
+                f"| {MEASURED_HERE.get(key, '–')} |"
             )
     return lines
 
