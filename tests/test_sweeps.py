@@ -20,10 +20,12 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, compose_train
+from tpbench.cli import main as cli_main
 from tpbench.runs.pruning import Pruned
 from tpbench.runs.reader import read_metrics
 from tpbench.runs.relaunch import best_trial_dir, resume_arguments
@@ -38,6 +40,8 @@ from tpbench.runs.study import (
 )
 from tpbench.runs.sweeper import TrialSeededRandomSampler
 from tpbench.train import main
+
+RESULTS = "optimization_results.yaml"
 
 TINY = [
     "data=fake",
@@ -224,3 +228,14 @@ def test_outcome(value, state, expected):
     told, _, reason = outcome(ret, "val/err_best")
     assert told == state
     assert reason == expected if expected is None else expected in reason
+
+
+def test_best_prints_the_best_trials_values_as_overrides(tmp_path, capsys):
+    results = {"best_params": {"algo.optimizer.lr": 0.4, "++algo.optimizer.betas": "[0.9, 0.99]"}}
+    OmegaConf.save(OmegaConf.create({**results, "best_run_dir": "x"}), tmp_path / RESULTS)
+    assert cli_main(["best", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "algo.optimizer.lr=0.4 ++algo.optimizer.betas=[0.9,0.99]\n"
+    (tmp_path / RESULTS).write_text("name: optuna\nfinished: 3\n")  # every trial failed
+    with pytest.raises(SystemExit, match="1"):
+        cli_main(["best", str(tmp_path)])
+    assert "has no best trial" in capsys.readouterr().err

@@ -5,10 +5,13 @@ Runs and sweep trials are read by tpbench.runs.reader. Writes into DIR:
 - `sensitivity.png` (Bartunov Fig. 5) and `curves.png` (Figs. 2, 8): see tpbench.report_plots;
 - `report.md`: each rule's best validation error, the test error of that run, the mean and
   standard deviation of the test error over its finished runs (seeds), the paper's test error,
+  what docs/results reports for that row (FW-DTP table: docs/results/fwdtp_table.csv),
   run counts by state (complete / pruned / failed / interrupted / running), then each best run's
   directory and the overrides that set its hyper-parameters, and the failure reasons.
 
-`--by KEY` splits each rule by a config value (e.g. `algo.top_target.size` for Bartunov's Fig. 4).
+`--by KEY` splits each rule by a config value (e.g. `algo.top_target.size` for Bartunov's Fig. 4);
+`--grid X Y` adds `grid.png`, the best validation error over two hyper-parameters per rule
+(tpbench.report_grid).
 
 Any mix works: plain runs, sweeps (complete or partial: running trials appear in the counts and
 curves, not in the histograms), diagnostics runs, failed and interrupted runs.
@@ -28,7 +31,8 @@ from omegaconf import OmegaConf
 from tpbench.atomic import write_text
 from tpbench.checks import wandb_login_found
 from tpbench.errors import InputError
-from tpbench.paper_results import PAPER_TEST_ERRORS
+from tpbench.paper_results import MEASURED_HERE, PAPER_TEST_ERRORS
+from tpbench.report_grid import plot_grid
 from tpbench.report_plots import plot_curves, plot_sensitivity
 from tpbench.runs.reader import Run, read_runs
 
@@ -62,19 +66,21 @@ def table(groups) -> list[str]:
     lines = [
         "| data | net | rule | runs: done / pruned / failed / interrupted / running "
         "| best val err % | test err % of that run | test err % mean ± sd (n) "
-        "| paper test err % | source |",
-        "|" + "---|" * 9,
+        "| paper test err % | source | tpbench in docs/results % (seeds) |",
+        "|" + "---|" * 10,
     ]
     for (data, net), rules in groups.items():
         for label, runs in rules.items():
             n = Counter(r.state for r in runs)
             best = best_run(runs)
-            paper, source = PAPER_TEST_ERRORS.get((data, net, runs[0].rule), (None, ""))
+            key = (data, net, runs[0].rule)
+            paper, source = PAPER_TEST_ERRORS.get(key, (None, ""))
             counts = " / ".join(str(n[state]) for state in STATES)
             lines.append(
                 f"| {data} | {net} | {label} | {counts} "
                 f"| {_pct(best.val_err)} | {_pct(best.last('test/err'))} | {_spread(runs)} "
-                f"| {'–' if paper is None else f'{paper:.2f}'} | {source} |"
+                f"| {'–' if paper is None else f'{paper:.2f}'} | {source} "
+                f"| {MEASURED_HERE.get(key, '–')} |"
             )
     return lines
 
@@ -106,19 +112,17 @@ def failures(runs: list[Run]) -> list[str]:
     return [f"- {rule}: {count} x {reason}" for (rule, reason), count in reasons.most_common()]
 
 
-def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
-    """Write sensitivity.png, curves.png and report.md into root; return their paths."""
+def report(
+    root: Path, wandb: bool = True, by: str | None = None, grid: tuple[str, str] | None = None
+) -> list[Path]:
+    """Write sensitivity.png, curves.png, report.md (and grid.png for two `grid` keys) into root,
+    the figures only where there is something to draw; return their paths."""
     found = read_runs(root, by)
     runs = [r for r in found if not r.failed_at_start]
     if not runs:
         raise InputError(_no_runs(root, found))
     groups = group(runs)
-    labels = sorted({r.label for r in runs})
-    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
-    colors = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
-    figures = [root / "sensitivity.png", root / "curves.png"]
-    drawn = [plot(groups, colors, p) for plot, p in zip((plot_sensitivity, plot_curves), figures)]
-    figures = [p for p, ok in zip(figures, drawn) if ok]
+    figures = _figures(runs, groups, root, grid)
     lines = [
         f"# Report: {root}",
         "",
@@ -146,6 +150,20 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
     if wandb:
         log_to_wandb(runs, paths)
     return paths
+
+
+def _figures(runs: list[Run], groups, root: Path, grid: tuple[str, str] | None) -> list[Path]:
+    """The figures that have something to draw, written into root."""
+    labels = sorted({r.label for r in runs})
+    cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    colors = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    figures = [root / "sensitivity.png", root / "curves.png"]
+    drawn = [plot(groups, colors, p) for plot, p in zip((plot_sensitivity, plot_curves), figures)]
+    figures = [p for p, ok in zip(figures, drawn) if ok]
+    if grid is not None:
+        figures.append(root / "grid.png")
+        plot_grid(runs, *grid, figures[-1])
+    return figures
 
 
 def _no_runs(root: Path, found: list[Run]) -> str:

@@ -164,7 +164,8 @@ def _legend(ax: plt.Axes) -> None:
               bbox_to_anchor=(1.01, 1), frameon=False)  # fmt: skip
 
 
-def save_figure(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path, dpi: int = 120) -> None:
+    """Write the figure whole (tpbench.atomic) and close it."""
     with atomic_path(path) as partial:
-        fig.savefig(partial, dpi=120)
+        fig.savefig(partial, dpi=dpi)
     plt.close(fig)

@@ -34,6 +34,7 @@ HIDDEN_OVERRIDES = (
     "ckpt_path",
     "trainer.enable_progress_bar",
     "callbacks.",
+    "optuna_trial.",
 )
 
 

@@ -274,6 +274,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             "study": study.study_name,
             "finished": finished,
             "failed": failed,
+            "pruned": len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))),
         }
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if complete and len(self._get_directions()) == 1:
