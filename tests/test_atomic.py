@@ -11,6 +11,7 @@ import pytest
 
 from tpbench.atomic import storage_error, write_bytes, write_text
 from tpbench.errors import StorageError
+from tpbench.loggers import CSVLogger
 
 
 def fail_with(code: int):
@@ -52,3 +53,19 @@ def test_a_real_full_disk(tmp_path):
         assert list(disk.iterdir()) == []
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_metrics_csv_keeps_its_rows_when_a_save_fails(tmp_path, monkeypatch):
+    writer = CSVLogger(str(tmp_path), name="csv", version="").experiment
+    writer.log_metrics({"epoch": 0, "val/err": 0.5}, step=1)
+    writer.save()
+    before = (tmp_path / "csv" / "metrics.csv").read_text()
+    writer.log_metrics({"epoch": 1, "val/err": 0.4, "train/err": 0.3}, step=2)
+    monkeypatch.setattr(os, "fsync", fail_with(errno.ENOSPC))
+    with pytest.raises(StorageError, match="the disk is full"):
+        writer.save()
+    assert (tmp_path / "csv" / "metrics.csv").read_text() == before
+    monkeypatch.undo()
+    writer.save()  # the rows that could not be written are still there to write
+    lines = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
+    assert lines == ["epoch,step,train/err,val/err", "0,1,,0.5", "1,2,0.3,0.4"]
