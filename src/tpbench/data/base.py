@@ -174,7 +174,6 @@ class TensorDataModule(L.LightningDataModule):
             val, train = self._val_train_indices(len(x))
             self.splits["train"] = x[train].to(self.device), y[train].to(self.device)
             self.splits["val"] = x[val].to(self.device), y[val].to(self.device)
-            self._check_batch_size(len(train))
         if stage in ("test", None) and "test" not in self.splits:
             x, y = self.load_split(train=False)
             self.splits["test"] = x.to(self.device), y.to(self.device)
@@ -243,6 +242,7 @@ class TensorDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> TensorBatches:
+        self._check_batch_size(len(self.splits["train"][0]))
         return self._batches("train", train=True)
 
     def val_dataloader(self) -> TensorBatches:

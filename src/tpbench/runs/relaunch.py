@@ -85,7 +85,8 @@ def resume_arguments(run_dir: Path, overrides: list[str]) -> tuple[list[str], Pa
                 f"with its recorded config; a resume may change only {', '.join(RESUMABLE)} "
                 "(start a new run for anything else)."
             )
-    replaced = {key(o) for o in overrides} | {"ckpt_path"}
+    # a sweep's trial continues as a single run: its search space is no part of its config
+    replaced = {key(o) for o in overrides} | {"ckpt_path", "hparams_search"}
     kept = [o for o in previous if key(o) not in replaced]
     cwd = Path(OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.cwd)
     return [*kept, *overrides, f"hydra.run.dir={quote(str(run_dir))}", "ckpt_path=auto"], cwd
