@@ -36,6 +36,7 @@ WRONG = [
 ]  # fmt: skip
 RIGHT = [
     ["trainer.devices=auto", "trainer.precision=bf16-mixed", "trainer.deterministic=warn"],
+    ["algo.optimizer.lr=${oc.decode:0.01}", "data.seed=${seed}"],
     ["data=mnist", "data.val_size=0.1", "data.resize=32", "data.download=false"],
     ["algo=dtp", "algo/top_target=label", "+algo.momentum=0.9", "~callbacks.progress_bar"],
     ["-m", "hparams_search=bp_random", "algo.optimizer.lr=0.1,0.01", "seed=range(1,4)"],

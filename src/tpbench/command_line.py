@@ -5,7 +5,8 @@ checks each override against it, so a mistake ends in one sentence naming the ke
 the closest valid choices instead of a silent default or a message about something else:
 
 - a config-group option that does not exist (`experiment=bartunov_mnist_fc_dpt`, `algo=fwtdp`),
-  also inside a sweep (`algo=bp,fwtdp`); a search space (`hparams_search=...`) without `-m`;
+  also inside a sweep (`algo=bp,fwtdp`); a search space (`hparams_search=...`) without `-m`; a
+  group of train.yaml's defaults given with `+` or as `null`;
 - a key that does not exist (`nett=fc`, `data.batchsize=32`, `net.hidden` under `net=torch`),
   with the closest existing keys;
 - a value of the wrong type (`algo.optimizer.lr=abc`, `data.download=no`,

@@ -26,7 +26,10 @@ MAPPINGS = (dict, collections.abc.Mapping)
 
 
 def check_value(key: str, value: Any, node: DictConfig | None, default: Any) -> None:
-    """ConfigError naming key, value and what is valid when `value` does not fit the key."""
+    """ConfigError naming key, value and what is valid when `value` does not fit the key (an
+    interpolation, `${...}`, is resolved later and not judged here)."""
+    if isinstance(value, str) and "${" in value:
+        return
     annotation = _annotation(node, key.rsplit(".", 1)[-1])
     if annotation is None:
         annotation = _default_type(default)
