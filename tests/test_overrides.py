@@ -33,6 +33,8 @@ WRONG = [
      "algo.optimizer.lr=interval(1,0) is an empty interval"),
     (["-m", "hparams_search=bp_random", "hydra.sweeper.params.algo.optimizer.lr=choice()"],
      "empty choice is not legal"),
+    (["-m", "hparams_search=bp_random", "algo.no_such_option=choice(1,2)"],
+     "algo.no_such_option=choice(1,2): algo (algo=bp) has no key no_such_option"),
 ]  # fmt: skip
 RIGHT = [
     ["trainer.devices=auto", "trainer.precision=bf16-mixed", "trainer.deterministic=warn"],
@@ -42,6 +44,12 @@ RIGHT = [
     ["-m", "hparams_search=bp_random", "algo.optimizer.lr=0.1,0.01", "seed=range(1,4)"],
     ["-m", "hparams_search=dtp_random", "experiment=bartunov_mnist_fc_dtp"],
     ["-m", "hydra/launcher=local", "algo=bp,fa"],
+    [
+        "-m",
+        "hparams_search=bp_random",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+    ],
 ]
 
 

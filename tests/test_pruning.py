@@ -122,15 +122,21 @@ def test_requeue_carries_the_reports_and_settles_runs_that_ended_pruned(tmp_path
 
 
 def test_a_trial_that_cannot_compose_is_fail_with_its_reason_and_not_rerun(tmp_path):
+    # algo.feedback exists under fa, not under bp: the command-line check (which composes the
+    # first option of a sweep) passes it, and each bp trial fails as it composes its config (a
+    # key or value no trial can take is refused before the sweep starts: tests/test_overrides.py)
     command = sweep_command(
-        tmp_path, 2, "algo.no_such_option=choice(1,2)", "hydra.sweeper.max_failure_rate=1.0"
+        tmp_path, 4, "algo=fa,bp", "algo.feedback=usf,frsf", "hydra.sweeper.max_failure_rate=1.0"
     )
     run_in_process(command)
     trials = load_study(tmp_path).trials
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL]
-    assert all("no_such_option" in t.user_attrs[FAIL_REASON] for t in trials)
+    assert len(trials) == 4 and {t.params["algo"] for t in trials} == {"fa", "bp"}
+    for trial in trials:
+        failed = trial.params["algo"] == "bp"
+        assert (trial.state == TrialState.FAIL) == failed
+        assert not failed or "algo.feedback" in trial.user_attrs[FAIL_REASON]
     run_in_process(command)  # the same command again: nothing left to run
-    assert len(load_study(tmp_path).trials) == 2
+    assert len(load_study(tmp_path).trials) == 4
 
 
 @pytest.mark.parametrize(

@@ -126,8 +126,11 @@ def _check_mode(groups: list[Override], multirun: bool) -> None:
 
 
 def _shapes_config(override: Override, groups: list[Override]) -> bool:
-    """Overrides that decide which keys exist: groups, additions and deletions."""
-    return override in groups or override.type != OverrideType.CHANGE
+    """Overrides that decide which keys exist: groups (Hydra's own too, `hydra/sweeper/pruner=`),
+    additions and deletions."""
+    return (
+        override in groups or override.type != OverrideType.CHANGE or "/" in override.key_or_group
+    )
 
 
 def _compose(config_dir: str, config_name: str, overrides: list[Override]) -> DictConfig:

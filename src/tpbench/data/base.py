@@ -147,6 +147,8 @@ class TensorDataModule(L.LightningDataModule):
     def _check_level(self, expected: list[Path]) -> None:
         """data.data_dir one level too deep (`.../MNIST`) or too high (`...` above `data/`):
         the files are in a neighbour of the expected place; say so rather than download."""
+        if not self.data_dir.is_dir():
+            return  # a directory that does not exist: the missing-files sentence says so
         candidates = [self.data_dir.parent, *(d for d in self.data_dir.glob("*") if d.is_dir())]
         for candidate in candidates:
             if all((candidate / f).is_file() for f in expected):
