@@ -10,7 +10,8 @@
 # second `up` takes about a second. `down` stops the daemons it started, by their pid files.
 # The configuration fits a small machine: all its CPUs as one node of one partition `debug`,
 # proctrack/linuxproc and task/none (no cgroups needed), select/cons_tres by CPU, and
-# AuthInfo=cred_expire=10, so that a requeued job waits ~10 s before it runs again, not 120 s.
+# AuthInfo=cred_expire=5 and a scheduler pass every 1-2 s, so that a requeued job runs again after
+# ~12 s, not ~2 minutes (a requeued job waits cred_expire in BeginTime, then for a scheduler pass).
 set -euo pipefail
 
 STATE=/var/lib/tpbench-slurm         # slurmctld state, slurmd spool, pid and log files
@@ -82,7 +83,8 @@ ClusterName=$CLUSTER
 SlurmctldHost=$HOST
 SlurmUser=root
 AuthType=auth/munge
-AuthInfo=cred_expire=10
+AuthInfo=cred_expire=5
+SchedulerParameters=bf_interval=1,sched_interval=2
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
