@@ -23,7 +23,7 @@ from tpbench.checks import check_config, check_trainer
 from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
-from tpbench.runs import provenance
+from tpbench.runs import provenance, slurm
 from tpbench.runs.resume import continue_csv, open_checkpoint, resolve
 from tpbench.runs.state import RunState
 
@@ -57,7 +57,9 @@ def build(cfg: DictConfig):
     rule = instantiate(cfg.algo, net=net)
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=slurm.cluster_plugins()
+    )
     rule.check_trainer(trainer)  # DDP strategy and 16-bit precision, before any data is read
     if cfg.get("compile"):
         net.compile_layers()
@@ -133,6 +135,7 @@ def _train(cfg: DictConfig) -> float:
     record = provenance.collect(str(trainer.strategy.root_device.type))
     if rank_zero_only.rank == 0:  # (the trainer does not know its rank before fitting)
         OmegaConf.save(OmegaConf.create(record), Path(cfg.paths.output_dir) / "provenance.yaml")
+        slurm.link_job_output(cfg.paths.output_dir)
     with closing_wandb_runs(trainer):
         hparams = {**OmegaConf.to_container(cfg, resolve=True), "provenance": record}
         for logger in trainer.loggers:

@@ -42,6 +42,7 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tpbench.errors import TpbenchError
+from tpbench.runs import slurm
 from tpbench.runs.relaunch import quote, results_of
 from tpbench.runs.sweep_progress import Progress, setup_log, show
 
@@ -118,6 +119,9 @@ def count(study: optuna.Study) -> tuple[int, int]:
 def requeue_interrupted(study: optuna.Study) -> int:
     """Mark RUNNING trials (their sweep was killed) FAIL/interrupted and enqueue them again."""
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    run_dirs = [Path(t.user_attrs[RUN_DIR]) for t in stale if RUN_DIR in t.user_attrs]
+    if run_dirs:  # their Slurm jobs may still be queued or running: cancel them first
+        slurm.cancel_sweep_jobs(run_dirs[0].parent)
     for frozen in stale:
         trial = Trial(study, frozen._trial_id)
         trial.set_user_attr(INTERRUPTED, "left RUNNING by a killed sweep; re-run")
@@ -155,6 +159,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         self.study_name = self.study_name or Path(self.sweep_dir).name
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" lines
         setup_log(self.sweep_dir)
+        self.launcher = slurm.watched(self.launcher, self.sweep_dir)  # hydra/launcher=slurm
 
     def sweep(self, arguments: list[str]) -> None:
         distributions, fixed = self._search_space(arguments)
