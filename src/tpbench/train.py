@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import hydra
@@ -23,9 +23,9 @@ from tpbench.checks import check_config, check_trainer
 from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
-from tpbench.runs import provenance, slurm
-from tpbench.runs.resume import continue_csv, open_checkpoint, resolve
-from tpbench.runs.state import RunState
+from tpbench.runs import lock, provenance, slurm
+from tpbench.runs.resume import check_budget, continue_csv, open_checkpoint, resolve
+from tpbench.runs.state import RunState, read_state
 
 log = logging.getLogger("tpbench")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -101,9 +101,19 @@ def _finish_wandb_runs(trainer: L.Trainer, exit_code: int) -> None:
 
 def train(cfg: DictConfig) -> float:
     """Fit with a validation pass per epoch, test the best checkpoint, return the metric; the
-    run's state (running, then finished, failed or interrupted) is kept in its run.yaml."""
+    run's state (running, then finished, failed or interrupted) is kept in its run.yaml, and its
+    directory is locked against a second process meanwhile (rank 0 holds the lock)."""
     quiet()  # again: a launcher's job may run in a fresh process
-    state = RunState(cfg.paths.output_dir)
+    with lock.locked(cfg.paths.output_dir) if rank_zero_only.rank == 0 else nullcontext():
+        return _train_recorded(cfg)
+
+
+def _train_recorded(cfg: DictConfig) -> float:
+    run_dir = Path(cfg.paths.output_dir)
+    if cfg.get("ckpt_path") == "auto":  # a finished run's records are never rewritten
+        finished = (read_state(run_dir) or ("",))[0] == "finished"
+        check_budget(run_dir, OmegaConf.select(cfg, "trainer.max_epochs"), finished)
+    state = RunState(run_dir)
     state.start()
     try:
         value = _train(cfg)
