@@ -24,7 +24,14 @@ from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
 from tpbench.runs import lock, provenance, slurm
-from tpbench.runs.resume import check_budget, continue_csv, open_checkpoint, resolve
+from tpbench.runs.resume import (
+    check_budget,
+    continue_csv,
+    epochs_done,
+    open_checkpoint,
+    recorded_metric,
+    resolve,
+)
 from tpbench.runs.state import RunState, read_state
 
 log = logging.getLogger("tpbench")
@@ -110,9 +117,13 @@ def train(cfg: DictConfig) -> float:
 
 def _train_recorded(cfg: DictConfig) -> float:
     run_dir = Path(cfg.paths.output_dir)
-    if cfg.get("ckpt_path") == "auto":  # a finished run's records are never rewritten
-        finished = (read_state(run_dir) or ("",))[0] == "finished"
-        check_budget(run_dir, OmegaConf.select(cfg, "trainer.max_epochs"), finished)
+    if cfg.get("ckpt_path") == "auto" and (read_state(run_dir) or ("",))[0] == "finished":
+        # a finished run's records are never rewritten: a re-run trial (its sweep was killed
+        # after it ended) reads its result back; fewer epochs than done is one sentence
+        check_budget(run_dir, OmegaConf.select(cfg, "trainer.max_epochs"), finished=False)
+        if epochs_done(run_dir) >= OmegaConf.select(cfg, "trainer.max_epochs", default=-1) >= 0:
+            log.info("%s has finished already; its result is read back", run_dir)
+            return recorded_metric(run_dir, cfg.get("optimized_metric") or "val/err_best")
     state = RunState(run_dir)
     state.start()
     try:
