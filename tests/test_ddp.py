@@ -113,6 +113,11 @@ def ddp_weights(request, tmp_path_factory) -> Path:
     "algo", FAST_RULES + [pytest.param(r, marks=pytest.mark.slow) for r in SLOW_RULES]
 )
 def test_ddp_equals_one_process_on_concatenated_batch(algo, ddp_weights, tmp_path):
+    assert_equals_one_process(algo, ddp_weights, tmp_path)
+
+
+def assert_equals_one_process(algo: str, ddp_weights: Path, tmp_path: Path) -> None:
+    """Both ranks' weights (ddp_weights/<algo>_rank<r>.pt) equal one process's on 2x the batch."""
     rank0 = torch.load(ddp_weights / f"{algo}_rank0.pt")
     rank1 = torch.load(ddp_weights / f"{algo}_rank1.pt")
     single, _ = fit_weights(algo, "cpu", 2 * BATCH, tmp_path)

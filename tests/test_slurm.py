@@ -27,6 +27,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import ROOT
+from tests.test_ddp import assert_equals_one_process
 from tests.test_resume import assert_same_weights, val_epochs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
@@ -161,3 +162,16 @@ def test_killed_sweep_restarts_without_running_a_trial_twice(tmp_path):
     for run in complete:  # each epoch once in the end, in its own directory
         assert val_epochs(run) == list(range(40))
         assert OmegaConf.load(run / "run.yaml").state == "finished"
+
+
+def test_srun_ddp_equals_one_process_on_the_doubled_batch(tmp_path):
+    """`srun --ntasks=2 python ... trainer=ddp_cpu`: Slurm starts both ranks (Lightning launches
+    none); BP, DTP and the batch-standardised FW-DTP-BN (global-batch statistics)."""
+    rules = ["bp", "dtp", "fwdtp_bn"]
+    command = ["srun", "--ntasks=2", "--cpus-per-task=1", sys.executable,
+               str(ROOT / "tests" / "test_ddp.py"), str(tmp_path), *rules]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "srun` command is available" not in result.stderr
+    for algo in rules:
+        assert_equals_one_process(algo, tmp_path, tmp_path / algo)

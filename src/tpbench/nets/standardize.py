@@ -16,16 +16,17 @@ the same number of batches, which tpbench's batches guarantee (tpbench.data.batc
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
-from torch.distributed.nn.functional import all_reduce
+
+from tpbench.distributed import differentiable_sum_over_ranks as all_reduce
+from tpbench.distributed import is_distributed
 
 EPS = 1e-12
 
 
 def batch_standardize(v: Tensor) -> Tensor:
     """(v − mean_n v) / (std_n v + 1e-12); v: (N, *units), n over the global batch under DDP."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if not is_distributed():
         return (v - v.mean(0)) / (v.std(0) + EPS)
     n = all_reduce(torch.tensor(float(len(v)), device=v.device))  # global batch size
     centred = v - all_reduce(v.sum(0)) / n  # (N, *units)

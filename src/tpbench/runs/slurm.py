@@ -55,11 +55,16 @@ def job_record() -> dict[str, str | int] | None:
 
 
 def cluster_plugins() -> list:
-    """[SLURMEnvironment(auto_requeue=False)] in a Slurm job step, else []."""
+    """[SLURMEnvironment(auto_requeue=False)] in a Slurm job step, else [].
+
+    Lightning refuses `srun --ntasks=N` without --ntasks-per-node (on several nodes the tasks per
+    node are ambiguous); on one node they are all N, which is said for it."""
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
     if not ("SLURM_NTASKS" in os.environ and os.environ.get("SLURM_JOB_NAME") != "interactive"):
         return []
+    if os.environ.get("SLURM_NNODES") == "1":
+        os.environ.setdefault("SLURM_NTASKS_PER_NODE", os.environ["SLURM_NTASKS"])
     return [SLURMEnvironment(auto_requeue=False)]
 
 
