@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, ROOT
+from tests.conftest import CONF, ROOT, compose_train
 from tpbench.train import build
 
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -79,3 +79,14 @@ def test_recipe_dry_run_names_existing_presets(recipe):
     named = re.findall(r"experiment=([\w,]+)", result.stdout)
     assert named and all(n in PRESETS for names in named for n in names.split(","))
     assert "report logs/" in result.stdout
+
+
+def test_fwdtp_tp_preset_is_the_dtp_recipe_without_the_difference_correction():
+    """The authors' `--algorithm=TP` differs from their DTP only in t_{l-1} = G_l(t_l)."""
+    tp, dtp = (
+        OmegaConf.to_container(compose_train([f"experiment=fwdtp_mnist_fc_{rule}"]))
+        for rule in ("tp", "dtp")
+    )
+    assert tp["algo"].pop("_target_").endswith(".TP") and dtp["algo"].pop("_target_")
+    assert [cfg["algo"]["feedback"].pop("difference") for cfg in (tp, dtp)] == [False, True]
+    assert {**tp, "task_name": None} == {**dtp, "task_name": None}

@@ -9,10 +9,14 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
+from tests.conftest import CONF
 from tpbench.cli import main
+from tpbench.errors import InputError
+from tpbench.paper_results import MEASURED_HERE, fwdtp_table
 from tpbench.report import report
+from tpbench.report_grid import cells
 from tpbench.runs.reader import read_runs, rule_label
-from tpbench.runs.sweeper import FAIL_REASON, RUN_DIR
+from tpbench.runs.study import FAIL_REASON, RUN_DIR
 
 FIELDS = ["epoch", "step", "train/err", "val/err", "val/err_best", "test/err"]
 
@@ -55,9 +59,9 @@ def test_report_writes_figures_and_a_table_next_to_the_paper(sweep):
     assert all(p.stat().st_size > 1000 for p in paths[:2])
     text = paths[2].read_text()
     bp_row = next(line for line in text.splitlines() if "| bp |" in line)
-    assert "2 / 0 / 0 / 0" in bp_row and "| 2.00 | 2.10 | 4.05 ± 2.76 (2) | 1.48 |" in bp_row
+    assert "2 / 0 / 0 / 0 / 0" in bp_row and "| 2.00 | 2.10 | 4.05 ± 2.76 (2) | 1.48 |" in bp_row
     dtp_row = next(line for line in text.splitlines() if "| dtp_alt |" in line)
-    assert "1 / 1 / 0 / 1" in dtp_row and "| 3.00 | 3.50 | – | 1.83 |" in dtp_row
+    assert "1 / 0 / 1 / 0 / 1" in dtp_row and "| 3.00 | 3.50 | – | 1.83 |" in dtp_row
     assert "dtp_alt: 1 x" in text and "diverged" in text
 
 
@@ -68,9 +72,17 @@ def test_report_reads_trial_states_and_reasons_from_optuna_storage(sweep):
     trial.set_user_attr(RUN_DIR, "/elsewhere/moved/bp_1")  # matched by name in the sweep dir
     trial.set_user_attr(FAIL_REASON, "DivergedError: The run diverged")
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    pruned = study.ask()
+    pruned.set_user_attr(RUN_DIR, str(sweep / "dtp_0"))
+    pruned.set_user_attr(FAIL_REASON, "after 1 training epoch: val/err_best 50.00 % lags")
+    pruned.report(0.5, 1)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
     states = {run.path.name: (run.state, run.reason) for run in read_runs(sweep)}
     assert states["bp_1"] == ("failed", "DivergedError: The run diverged")
     assert states["bp_0"] == ("complete", "")
+    assert states["dtp_0"] == ("pruned", "after 1 training epoch: val/err_best 50.00 % lags")
+    text = report(sweep, wandb=False)[2].read_text()  # pruned: its own count, not a failure
+    assert "1 / 0 / 1 / 0 / 1 |" not in text and "| 0 / 1 / 1 / 0 / 1 |" in text
 
 
 def test_rule_label_marks_the_alternating_schedule():
@@ -89,3 +101,64 @@ def test_cli_report_by_a_config_value(sweep, tmp_path):
     empty.mkdir()
     with pytest.raises(SystemExit, match="1"):
         main(["report", str(empty)])
+
+
+def set_config(run_dir: Path, **values: float) -> None:
+    path = run_dir / ".hydra" / "config.yaml"
+    cfg = OmegaConf.load(path)
+    for key, value in values.items():
+        OmegaConf.update(cfg, key.replace("__", "."), value)
+    OmegaConf.save(cfg, path)
+
+
+def test_grid_shows_each_configuration_with_pruned_and_failed_cells(tmp_path):
+    done, pruned = "[tpbench][INFO] - Done in 1.0s", "[tpbench][INFO] - Pruned after 1"
+    for name, errors, log, lr, beta in [
+        ("a", [0.3, 0.1], done, 0.1, 0.01),
+        ("b", [0.3, 0.05], done, 0.1, 0.01),  # the same configuration, another seed: best wins
+        ("c", [0.6], pruned, 1.0, 0.01),
+        ("d", [0.9], "[ERROR] - Run diverged: loss nan", 1.0, 0.04),
+    ]:
+        write_run(tmp_path / name, "fwdtp", errors, log, None)
+        set_config(tmp_path / name, algo__optimizer__lr=lr, algo__top_target__beta=beta)
+    (tmp_path / "c" / "run.yaml").write_text("state: pruned\nreason: after 1 training epoch\n")
+    runs = read_runs(tmp_path)
+    assert cells(runs, "algo.optimizer.lr", "algo.top_target.beta") == {
+        (0.1, 0.01): (5.0, "complete", 2),
+        (1.0, 0.01): (60.0, "pruned", 1),
+        (1.0, 0.04): (90.0, "failed", 1),
+    }
+    paths = report(tmp_path, wandb=False, grid=("algo.optimizer.lr", "algo.top_target.beta"))
+    assert paths[-1].name == "grid.png" and paths[-1].stat().st_size > 10_000
+    assert "![grid](grid.png)" in (tmp_path / "report.md").read_text()
+    with pytest.raises(InputError, match="sets algo.no.such and algo.optimizer.lr"):
+        report(tmp_path, wandb=False, grid=("algo.no.such", "algo.optimizer.lr"))
+
+
+def test_fwdtp_table_csv_is_complete_and_consistent():
+    rows = fwdtp_table()
+    assert list(rows[0]) == [
+        "dataset", "row", "preset", "seeds", "test_mean", "test_sd", "poster_mean", "poster_sd",
+        "search",
+    ]  # fmt: skip
+    presets = {p.stem for p in (CONF / "experiment").glob("*.yaml")}
+    for row in rows:
+        assert row["preset"] in presets and row["search"]
+        assert row["preset"] == f"fwdtp_{row['dataset']}_fc_{row['row']}"
+        seeds = row["seeds"].split()
+        assert bool(row["test_mean"]) == bool(seeds)  # a number comes with its seeds
+        assert bool(row["test_sd"]) == (len(seeds) > 1)  # an sd needs two seeds or more
+    poster = {(r["dataset"], r["row"]): r["poster_mean"] for r in rows}
+    assert poster[("mnist", "fwdtp")] == poster[("mnist", "fwdtp_bn")] == "2.76"
+    assert poster[("cifar100", "ldrl")] == "76.72"
+
+
+def test_report_shows_what_docs_results_measured_for_the_fwdtp_rows(tmp_path):
+    write_run(tmp_path / "r", "fwdtp_bn", [0.3, 0.03], "[tpbench][INFO] - Done in 1.0s", 0.03)
+    hydra_yaml = tmp_path / "r" / ".hydra" / "hydra.yaml"
+    OmegaConf.save(OmegaConf.merge(OmegaConf.load(hydra_yaml), {"hydra": {"runtime": {
+        "choices": {"net": "fwdtp_mnist_fc"}}}}), hydra_yaml)  # fmt: skip
+    text = report(tmp_path, wandb=False)[2].read_text()
+    row = next(line for line in text.splitlines() if "| fwdtp_bn |" in line)
+    measured = MEASURED_HERE[("mnist", "fwdtp_mnist_fc", "fwdtp_bn")]
+    assert row.endswith(f"| 2.76 | FW-DTP 2023 | {measured} |")

@@ -20,23 +20,28 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from tests.conftest import ROOT, compose_train
+from tpbench.cli import main as cli_main
+from tpbench.runs.pruning import Pruned
 from tpbench.runs.reader import read_metrics
 from tpbench.runs.relaunch import best_trial_dir, resume_arguments
-from tpbench.runs.sweeper import (
+from tpbench.runs.study import (
     FAIL_REASON,
     INTERRUPTED,
     RUN_DIR,
-    TrialSeededRandomSampler,
     count,
-    failure_reason,
     is_finished,
+    outcome,
     requeue_interrupted,
 )
+from tpbench.runs.sweeper import TrialSeededRandomSampler
 from tpbench.train import main
+
+RESULTS = "optimization_results.yaml"
 
 TINY = [
     "data=fake",
@@ -200,7 +205,7 @@ def test_requeue_marks_stale_trials_and_counts_only_finished_ones():
     study.tell(done, 1.0)
     study.tell(failed, state=TrialState.FAIL)
     stale.set_user_attr(RUN_DIR, "/sweep/trial_002")
-    assert requeue_interrupted(study) == 1
+    assert requeue_interrupted(study, "val/err_best") == 1
     assert count(study) == (2, 1)
     retry = study.ask(space)
     assert retry.params == stale.params and retry.user_attrs[RUN_DIR] == "/sweep/trial_002"
@@ -208,16 +213,29 @@ def test_requeue_marks_stale_trials_and_counts_only_finished_ones():
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    ("value", "state", "expected"),
     [
-        (0.25, None),
-        (math.nan, "is nan"),
-        (RuntimeError("boom\n  cause"), "RuntimeError: boom cause"),
+        (0.25, TrialState.COMPLETE, None),
+        (math.nan, TrialState.FAIL, "is nan"),
+        (RuntimeError("boom\n  cause"), TrialState.FAIL, "RuntimeError: boom cause"),
+        (Pruned("pruned after 2 training epochs"), TrialState.PRUNED, "after 2 training"),
     ],
 )
-def test_failure_reason(value, expected):
+def test_outcome(value, state, expected):
     failed = isinstance(value, Exception)
     ret = JobReturn(status=JobStatus.FAILED if failed else JobStatus.COMPLETED)
     ret._return_value = value
-    _, reason = failure_reason(ret, "val/err_best")
+    told, _, reason = outcome(ret, "val/err_best")
+    assert told == state
     assert reason == expected if expected is None else expected in reason
+
+
+def test_best_prints_the_best_trials_values_as_overrides(tmp_path, capsys):
+    results = {"best_params": {"algo.optimizer.lr": 0.4, "++algo.optimizer.betas": "[0.9, 0.99]"}}
+    OmegaConf.save(OmegaConf.create({**results, "best_run_dir": "x"}), tmp_path / RESULTS)
+    assert cli_main(["best", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "algo.optimizer.lr=0.4 ++algo.optimizer.betas=[0.9,0.99]\n"
+    (tmp_path / RESULTS).write_text("name: optuna\nfinished: 3\n")  # every trial failed
+    with pytest.raises(SystemExit, match="1"):
+        cli_main(["best", str(tmp_path)])
+    assert "has no best trial" in capsys.readouterr().err

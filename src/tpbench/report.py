@@ -5,10 +5,13 @@ Runs and sweep trials are read by tpbench.runs.reader. Writes into DIR:
 - `sensitivity.png` (Bartunov Fig. 5) and `curves.png` (Figs. 2, 8): see tpbench.report_plots;
 - `report.md`: each rule's best validation error, the test error of that run, the mean and
   standard deviation of the test error over its finished runs (seeds), the paper's test error,
-  run counts by state (complete / failed / interrupted / running), then each best run's
+  what docs/results reports for that row (FW-DTP table: docs/results/fwdtp_table.csv),
+  run counts by state (complete / pruned / failed / interrupted / running), then each best run's
   directory and the overrides that set its hyper-parameters, and the failure reasons.
 
-`--by KEY` splits each rule by a config value (e.g. `algo.top_target.size` for Bartunov's Fig. 4).
+`--by KEY` splits each rule by a config value (e.g. `algo.top_target.size` for Bartunov's Fig. 4);
+`--grid X Y` adds `grid.png`, the best validation error over two hyper-parameters per rule
+(tpbench.report_grid).
 
 Any mix works: plain runs, sweeps (complete or partial: running trials appear in the counts and
 curves, not in the histograms), diagnostics runs, failed and interrupted runs.
@@ -25,11 +28,12 @@ from matplotlib import colormaps
 from omegaconf import OmegaConf
 
 from tpbench.errors import InputError
-from tpbench.paper_results import PAPER_TEST_ERRORS
+from tpbench.paper_results import MEASURED_HERE, PAPER_TEST_ERRORS
+from tpbench.report_grid import plot_grid
 from tpbench.report_plots import plot_curves, plot_sensitivity
 from tpbench.runs.reader import Run, read_runs
 
-STATES = ("complete", "failed", "interrupted", "running")
+STATES = ("complete", "pruned", "failed", "interrupted", "running")
 
 
 def group(runs: list[Run]) -> dict[tuple[str, str], dict[str, list[Run]]]:
@@ -56,20 +60,23 @@ def _spread(runs: list[Run]) -> str:
 
 def table(groups) -> list[str]:
     lines = [
-        "| data | net | rule | runs: done / failed / interrupted / running | best val err % "
-        "| test err % of that run | test err % mean ± sd (n) | paper test err % | source |",
-        "|" + "---|" * 9,
+        "| data | net | rule | runs: done / pruned / failed / interrupted / running "
+        "| best val err % | test err % of that run | test err % mean ± sd (n) "
+        "| paper test err % | source | tpbench in docs/results % (seeds) |",
+        "|" + "---|" * 10,
     ]
     for (data, net), rules in groups.items():
         for label, runs in rules.items():
             n = Counter(r.state for r in runs)
             best = best_run(runs)
-            paper, source = PAPER_TEST_ERRORS.get((data, net, runs[0].rule), (None, ""))
+            key = (data, net, runs[0].rule)
+            paper, source = PAPER_TEST_ERRORS.get(key, (None, ""))
             counts = " / ".join(str(n[state]) for state in STATES)
             lines.append(
                 f"| {data} | {net} | {label} | {counts} "
                 f"| {_pct(best.val_err)} | {_pct(best.last('test/err'))} | {_spread(runs)} "
-                f"| {'–' if paper is None else f'{paper:.2f}'} | {source} |"
+                f"| {'–' if paper is None else f'{paper:.2f}'} | {source} "
+                f"| {MEASURED_HERE.get(key, '–')} |"
             )
     return lines
 
@@ -101,8 +108,11 @@ def failures(runs: list[Run]) -> list[str]:
     return [f"- {rule}: {count} x {reason}" for (rule, reason), count in reasons.most_common()]
 
 
-def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
-    """Write sensitivity.png, curves.png and report.md into root; return their paths."""
+def report(
+    root: Path, wandb: bool = True, by: str | None = None, grid: tuple[str, str] | None = None
+) -> list[Path]:
+    """Write sensitivity.png, curves.png, report.md (and grid.png for two `grid` keys) into root;
+    return their paths."""
     runs = read_runs(root, by)
     if not runs:
         raise InputError(f"No runs (directories with .hydra/config.yaml) under {root}.")
@@ -113,6 +123,9 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
     paths = [root / "sensitivity.png", root / "curves.png", root / "report.md"]
     plot_sensitivity(groups, colors, paths[0])
     plot_curves(groups, colors, paths[1])
+    if grid is not None:
+        paths.append(root / "grid.png")
+        plot_grid(runs, *grid, paths[-1])
     lines = [
         f"# Report: {root}",
         "",
@@ -126,6 +139,7 @@ def report(root: Path, wandb: bool = True, by: str | None = None) -> list[Path]:
         "",
         "![curves](curves.png)",
         "",
+        *(["![grid](grid.png)", ""] if grid else []),
     ]
     lines += [
         "## Best runs: directory and hyper-parameters (overrides)",
@@ -157,5 +171,5 @@ def log_to_wandb(runs: list[Run], paths: list[Path]) -> None:
         dir=str(paths[0].parent),
         name=f"report-{paths[0].parent.name}",
     ) as wandb_run:
-        wandb_run.log({p.stem: wandb.Image(str(p)) for p in paths[:2]})
+        wandb_run.log({p.stem: wandb.Image(str(p)) for p in paths if p.suffix == ".png"})
         wandb_run.log({"report": wandb.Html(f"<pre>{paths[2].read_text()}</pre>")})

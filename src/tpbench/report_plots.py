@@ -2,7 +2,8 @@
 
 - `plot_sensitivity` (Bartunov Fig. 5): per (data, net), a panel per rule (four to a row, shared
   axes) with the histogram of the best accuracy of each configuration; a panel's title gives the
-  rule, its finished and failed runs, and says when the values are validation accuracies (runs
+  rule, its complete, pruned (stopped early by the sweep's pruner, not in the histogram) and
+  failed runs, and says when the values are validation accuracies (runs
   without a test metric).
 - `plot_curves` (Figs. 2, 8): per (data, net), the train (dashed) and validation (solid) error of
   each rule's best run (chosen on validation) per epoch, with markers (a 1-epoch run is a point),
@@ -13,6 +14,7 @@ Counts and epochs get integer ticks.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -30,11 +32,11 @@ Groups = dict[tuple[str, str], dict[str, list[Run]]]
 
 
 def _finished(rules: dict[str, list[Run]]) -> dict[str, list[Run]]:
-    """Rules with at least one complete or failed run."""
+    """Rules with at least one complete, pruned or failed run."""
     return {
         rule: runs
         for rule, runs in rules.items()
-        if any(r.state in ("complete", "failed") for r in runs)
+        if any(r.state in ("complete", "pruned", "failed") for r in runs)
     }
 
 
@@ -54,10 +56,12 @@ def plot_sensitivity(groups: Groups, colors: dict, path: Path) -> None:
         bins = np.linspace(low - 0.5, high + 0.5, 16)  # shared by the panels of this row
         for ax, (rule, runs) in zip(axes.flat, rules.items()):
             done = [r.best_acc for r in runs if r.state == "complete"]
-            failed = sum(r.state == "failed" for r in runs)
+            ended = Counter(r.state for r in runs)
             ax.hist([acc for acc, _ in done], bins=bins, color=colors[rule], edgecolor="white")
             kind = "" if all(is_test for _, is_test in done) else ", best val acc"
-            ax.set_title(f"{rule}\n{len(done)} runs, {failed} failed{kind}", fontsize=9)
+            pruned = f", {ended['pruned']} pruned" if ended["pruned"] else ""
+            title = f"{rule}\n{len(done)} runs{pruned}, {ended['failed']} failed{kind}"
+            ax.set_title(title, fontsize=9)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         for ax in axes.flat[len(rules) if rules else 1 :]:

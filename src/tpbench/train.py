@@ -24,15 +24,16 @@ from tpbench.console import hydra_raising, mistakes_told, quiet
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
 from tpbench.runs import lock, provenance, slurm
+from tpbench.runs.pruning import Pruned, reporter
 from tpbench.runs.resume import (
     check_budget,
     continue_csv,
     epochs_done,
     open_checkpoint,
-    recorded_metric,
     resolve,
 )
 from tpbench.runs.state import RunState, read_state
+from tpbench.runs.study import ended_value
 
 log = logging.getLogger("tpbench")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -63,6 +64,8 @@ def build(cfg: DictConfig):
     net = instantiate(cfg.net, in_shape=datamodule.shape, num_classes=datamodule.num_classes)
     rule = instantiate(cfg.algo, net=net)
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    if (report_to_study := reporter(cfg)) is not None:  # a sweep trial: its epochs, for pruning
+        callbacks.append(report_to_study)
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=slurm.cluster_plugins()
@@ -108,8 +111,8 @@ def _finish_wandb_runs(trainer: L.Trainer, exit_code: int) -> None:
 
 def train(cfg: DictConfig) -> float:
     """Fit with a validation pass per epoch, test the best checkpoint, return the metric; the
-    run's state (running, then finished, failed or interrupted) is kept in its run.yaml, and its
-    directory is locked against a second process meanwhile (rank 0 holds the lock)."""
+    run's state (running, then finished, failed, interrupted or pruned) is kept in its run.yaml,
+    and its directory is locked against a second process meanwhile (rank 0 holds the lock)."""
     quiet()  # again: a launcher's job may run in a fresh process
     with lock.locked(cfg.paths.output_dir) if rank_zero_only.rank == 0 else nullcontext():
         return _train_recorded(cfg)
@@ -123,11 +126,17 @@ def _train_recorded(cfg: DictConfig) -> float:
         check_budget(run_dir, OmegaConf.select(cfg, "trainer.max_epochs"), finished=False)
         if epochs_done(run_dir) >= OmegaConf.select(cfg, "trainer.max_epochs", default=-1) >= 0:
             log.info("%s has finished already; its result is read back", run_dir)
-            return recorded_metric(run_dir, cfg.get("optimized_metric") or "val/err_best")
+            metric = cfg.get("optimized_metric")
+            value = ended_value(run_dir, metric) if metric else None
+            return math.nan if value is None else value
     state = RunState(run_dir)
     state.start()
     try:
         value = _train(cfg)
+    except Pruned as error:
+        log.info("Pruned %s", error)
+        state.end("pruned", str(error))
+        raise
     except TpbenchError as error:
         state.end("failed", str(error))
         raise

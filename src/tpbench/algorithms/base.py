@@ -213,6 +213,10 @@ class LearningRule(L.LightningModule):
         feedback-only epochs)."""
         return True
 
+    def forward_epochs(self, epoch: int) -> int:
+        """How many of the epochs 0..epoch trained the forward weights (a sweep's pruning step)."""
+        return epoch + 1
+
     def _warn_if_at_chance(self, train_acc: Tensor | None) -> None:
         """One warning the first epoch that trained the forward weights and left a classifier's
         training accuracy at chance, acc ≤ 1.2/K: the run goes on (it may still start learning),

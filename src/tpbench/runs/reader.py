@@ -22,8 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from tpbench.runs.state import read_state
 
-STATES = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "failed"}  # Optuna's, when ended
-RUN_STATES = {"finished": "complete", "failed": "failed", "interrupted": "interrupted"}
+STATES = {"COMPLETE": "complete", "FAIL": "failed", "PRUNED": "pruned"}  # Optuna's, when ended
+RUN_STATES = {
+    "finished": "complete",
+    "failed": "failed",
+    "interrupted": "interrupted",
+    "pruned": "pruned",
+}
 HIDDEN_OVERRIDES = (
     "paths.",
     "hydra.",
@@ -31,6 +36,7 @@ HIDDEN_OVERRIDES = (
     "ckpt_path",
     "trainer.enable_progress_bar",
     "callbacks.",
+    "optuna_trial.",
 )
 
 
@@ -91,7 +97,7 @@ def read_trials(root: Path) -> dict[Path, tuple[str, str]]:
     """run dir -> (optuna state, failure reason) from every Optuna storage under root."""
     import optuna  # slow import, only needed here
 
-    from tpbench.runs.sweeper import FAIL_REASON, INTERRUPTED, RUN_DIR, make_storage
+    from tpbench.runs.study import FAIL_REASON, INTERRUPTED, RUN_DIR, make_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = {}
@@ -117,7 +123,7 @@ def state_from_log(run_dir: Path) -> tuple[str, str]:
 
 
 def run_state(run_dir: Path, trials: dict) -> tuple[str, str]:
-    """(complete | failed | interrupted | running, reason)."""
+    """(complete | pruned | failed | interrupted | running, reason)."""
     state, reason = trials.get(run_dir.resolve(), (None, ""))
     if state in STATES:
         return STATES[state], reason

@@ -105,14 +105,25 @@ def _max_epochs(run_dir: Path, overrides: list[str]) -> int | None:
     return OmegaConf.select(recorded, "trainer.max_epochs")
 
 
+def _best_results(sweep_dir: Path):
+    results = sweep_dir / "optimization_results.yaml"
+    if not results.is_file() or "best_run_dir" not in (found := OmegaConf.load(results)):
+        raise InputError(
+            f"{sweep_dir} has no best trial ({results.name} names none): pass a sweep that has "
+            "ended with a complete trial."
+        )
+    return found
+
+
 def best_trial_dir(sweep_dir: Path) -> Path:
     """The run directory of a finished sweep's best trial."""
-    results = sweep_dir / "optimization_results.yaml"
-    if not results.is_file():
-        raise InputError(
-            f"{results} does not exist: continue a sweep that has ended with a complete trial."
-        )
-    return Path(OmegaConf.load(results).best_run_dir)
+    return Path(_best_results(sweep_dir).best_run_dir)
+
+
+def best_overrides(sweep_dir: Path) -> list[str]:
+    """The best trial's searched values as overrides (`key=value`, the sweep's own spelling)."""
+    params = OmegaConf.to_container(_best_results(sweep_dir).best_params)
+    return [f"{k}={str(v).replace(' ', '')}" for k, v in params.items()]
 
 
 def check_arguments(arguments: list[str], cwd: Path) -> None:

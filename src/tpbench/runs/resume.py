@@ -78,13 +78,6 @@ def check_budget(run_dir: Path, max_epochs: int | None, finished: bool) -> None:
         )
 
 
-def recorded_metric(run_dir: Path, name: str) -> float:
-    """The last value of metric `name` in run_dir's csv/metrics.csv (nan if never logged)."""
-    rows, _ = _read_rows(run_dir / "csv" / "metrics.csv")
-    values = [row[name] for row in rows if row.get(name)]
-    return float(values[-1]) if values else float("nan")
-
-
 def open_checkpoint(ckpt_path: str, module: torch.nn.Module) -> Resumed:
     """Read the checkpoint and check it holds `module`'s tensors, each of the same shape."""
     path = Path(ckpt_path)

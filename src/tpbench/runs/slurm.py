@@ -9,10 +9,9 @@ Inside a job (a trial launched by `hydra/launcher=slurm`, or `srun python train.
 
 On the sweep's side (the jobs are submitit job arrays, one folder per job under
 `<sweep dir>/.submitit/`):
-- `watched(launcher, sweep_dir)`: the Slurm launcher with a `QueueWatch` around each launch, a
-  thread that logs the sweep's jobs pending, running and requeued whenever these counts change
-  while the launcher waits for an array; submitit's "Bypassing sacct error" warnings (a cluster
-  without job accounting) are dropped;
+- `watch_queue(launcher, sweep_dir)`: while the sweep runs its trials, a thread that logs the
+  sweep's jobs pending, running and requeued whenever these counts change; submitit's
+  "Bypassing sacct error" warnings (a cluster without job accounting) are dropped;
 - `cancel_sweep_jobs(sweep_dir)`: after the sweep process was killed, its jobs still in the queue
   are cancelled (their trials are re-run from their last checkpoint), with one line saying so.
 """
@@ -25,6 +24,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 log = logging.getLogger("tpbench.sweep")
@@ -176,26 +176,12 @@ class NoSacctBypass(logging.Filter):
         return "Bypassing sacct error" not in record.getMessage()
 
 
-class WatchedLauncher:
-    """A Hydra launcher whose `launch` runs inside a QueueWatch; everything else is the
-    launcher's own."""
-
-    def __init__(self, launcher, sweep_dir: str | Path):
-        self.launcher, self.sweep_dir = launcher, sweep_dir
-
-    def launch(self, job_overrides, initial_job_idx: int):
-        with QueueWatch(self.sweep_dir):
-            return self.launcher.launch(job_overrides, initial_job_idx)
-
-    def __getattr__(self, name: str):
-        return getattr(self.launcher, name)
-
-
-def watched(launcher, sweep_dir: str | Path):
-    """The launcher, watched when it submits to Slurm (hydra/launcher=slurm)."""
+def watch_queue(launcher, sweep_dir: str | Path) -> AbstractContextManager:
+    """A QueueWatch of the sweep's jobs when `launcher` submits to Slurm (hydra/launcher=slurm),
+    with submitit's sacct warnings dropped; else nothing."""
     if type(launcher).__name__ != "SlurmLauncher":
-        return launcher
+        return nullcontext()
     import submitit  # noqa: F401  (configures its logger on import; the filter goes after)
 
     logging.getLogger("submitit").addFilter(NoSacctBypass())
-    return WatchedLauncher(launcher, sweep_dir)
+    return QueueWatch(sweep_dir)

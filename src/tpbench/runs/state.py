@@ -1,7 +1,7 @@
 """A run's state on disk, `<run dir>/run.yaml`, for `tpbench report` and `tpbench resume`.
 
-    state: running | finished | failed | interrupted
-    reason: the error sentence (failed) or what stopped it (interrupted)
+    state: running | finished | failed | interrupted | pruned
+    reason: the error sentence (failed), what stopped it (interrupted), the pruner's verdict
     pid, host: the process, so a run killed without warning (kill -9, a lost node) reads as
                interrupted once that process is gone
     started, ended: ISO times
@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 
 FILE = "run.yaml"
-STATES = ("running", "finished", "failed", "interrupted")
+STATES = ("running", "finished", "failed", "interrupted", "pruned")
 
 
 def _now() -> str:
@@ -65,7 +65,17 @@ def read_state(run_dir: Path) -> tuple[str, str] | None:
     return state, reason
 
 
+def live_pid(run_dir: Path) -> int | None:
+    """The process of a run that is still running on this host, else None."""
+    path = run_dir / FILE
+    record = OmegaConf.load(path) if path.is_file() else {}
+    pid = int(record.get("pid") or 0)
+    running = record.get("state") == "running" and record.get("host") == socket.gethostname()
+    return pid if running and _alive(pid) else None
+
+
 def _alive(pid: int) -> bool:
+    """Whether the process exists and has not ended (a zombie waiting for its parent has)."""
     if pid <= 0:
         return False
     try:
@@ -74,4 +84,7 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: field 3 of /proc/<pid>/stat is the state, Z for a zombie
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc: trust kill(pid, 0)

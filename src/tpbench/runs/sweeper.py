@@ -2,18 +2,22 @@
 
 hydra-optuna-sweeper runs `n_trials` new trials per invocation, forgets trials a killed sweep left
 RUNNING, re-draws the same random configurations after a restart, judges its failure tolerance per
-batch and records no reason for a failed trial. `ResumableOptunaSweeperImpl` keeps its search-space
-parsing and launching and replaces the loop:
+batch, records no reason for a failed trial and cannot prune. `ResumableOptunaSweeperImpl` keeps
+its search-space parsing and launching and replaces the loop:
 
-- the study lives in persistent storage (SQLite or journal file in the sweep dir, or an RDB URL);
-- a trial is *finished* when it is COMPLETE, PRUNED or FAIL; the sweep runs trials until
-  `n_trials` are finished, so the same command started again continues where it stopped;
-- a trial left RUNNING by a killed sweep is marked FAIL with user attr `interrupted` (not counted
-  as finished) and re-run with the same parameters in the same run directory, where
-  `ckpt_path=auto` resumes it from its last checkpoint;
-- a trial whose job raised (e.g. DivergedError) or returned a non-finite objective is FAIL with
-  user attr `fail_reason`; the sweep stops only when more than `max_failure_rate * n_trials`
-  trials failed;
+- the study lives in persistent storage (tpbench.runs.study); the sweep runs trials until
+  `n_trials` are finished (COMPLETE, PRUNED or FAIL), so the same command started again
+  continues where it stopped, and settles what a killed sweep left (`requeue_interrupted`);
+- every trial reports its objective after each epoch to the study, and the sweep's pruner
+  (`hydra/sweeper/pruner`: none, median, successive_halving, hyperband) stops trials that lag
+  (tpbench.runs.pruning); a pruned trial is PRUNED, not FAIL;
+- with hydra/launcher=local, `n_jobs` trials run at once as a pool: a new trial starts as soon
+  as one ends (a pruned trial frees its slot at once); each trial is its own process with
+  `threads` threads, never more threads than cores in all. Other launchers run batches of
+  `n_jobs` (Slurm: one job array per batch);
+- a trial whose job raised (e.g. DivergedError, a config mistake) or returned a non-finite
+  objective is FAIL with user attr `fail_reason`; the sweep stops only when more than
+  `max_failure_rate * n_trials` trials failed;
 - trial k draws its parameters from an RNG seeded by (seed, k, name), so a resumed or parallel
   sweep draws exactly the configurations an uninterrupted one would.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import warnings
 import zlib
 from pathlib import Path
@@ -30,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra_plugins.hydra_optuna_sweeper._impl import (
     OptunaSweeperImpl,
     create_params_from_overrides,
@@ -39,19 +44,27 @@ from omegaconf import OmegaConf
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import GridSampler, RandomSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.trial import Trial, TrialState
 
-from tpbench.errors import TpbenchError
+from tpbench.errors import ConfigError, TpbenchError
 from tpbench.runs import slurm
+from tpbench.runs.pruning import PRUNER, pruner_from
 from tpbench.runs.relaunch import quote, results_of
+from tpbench.runs.study import (
+    COMMAND,
+    FAIL_REASON,
+    RUN_DIR,
+    carry_reports,
+    count,
+    make_storage,
+    outcome,
+    requeue_interrupted,
+    storage_url,
+)
 from tpbench.runs.sweep_progress import Progress, setup_log, show
+from tpbench.runs.trial_pool import TrialPool
 
 log = logging.getLogger("tpbench.sweep")  # own handlers: see tpbench.runs.sweep_progress
-
-INTERRUPTED = "interrupted"  # user attr: left RUNNING by a killed sweep, re-run, not counted
-FAIL_REASON = "fail_reason"  # user attr: why a trial failed
-RUN_DIR = "run_dir"  # user attr: the trial's run directory (.hydra/, csv/, checkpoints/)
-COMMAND = "command"  # study user attr: the task overrides the sweep was started with
 
 
 class SweepError(TpbenchError):
@@ -71,15 +84,6 @@ class TrialSeededRandomSampler(RandomSampler):
         return super().sample_independent(study, trial, param_name, param_distribution)
 
 
-def storage_url(storage: str | None, sweep_dir: str) -> str:
-    """`sqlite` (default) or `journal`: a file in the sweep dir; anything else is used as is."""
-    if storage in (None, "sqlite"):
-        return f"sqlite:///{sweep_dir}/optuna.db"
-    if storage == "journal":
-        return f"journal:///{sweep_dir}/optuna.journal"
-    return storage
-
-
 def modern(dist: BaseDistribution) -> BaseDistribution:
     """The plugin builds optuna 2's LogUniform/IntUniform...; the same space in optuna ≥ 3 terms."""
     if isinstance(dist, FloatDistribution):
@@ -89,66 +93,12 @@ def modern(dist: BaseDistribution) -> BaseDistribution:
     return dist
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """`sqlite:///file.db`, `journal:///file` (a plain file, NFS-friendly) or any RDB URL."""
-    if url.startswith("journal:///"):
-        path = Path(url.removeprefix("journal:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
-        return optuna.storages.JournalStorage(backend)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        # a reader (report, test) may hold the file briefly: wait instead of failing
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    return optuna.storages.RDBStorage(url)
-
-
-def is_finished(trial: FrozenTrial) -> bool:
-    """COMPLETE, PRUNED or FAIL; a FAIL left by a killed sweep is re-run, so it does not count."""
-    if trial.state == TrialState.FAIL:
-        return INTERRUPTED not in trial.user_attrs
-    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def count(study: optuna.Study) -> tuple[int, int]:
-    """(finished trials, failed trials) of the study."""
-    finished = [t for t in study.get_trials(deepcopy=False) if is_finished(t)]
-    return len(finished), sum(t.state == TrialState.FAIL for t in finished)
-
-
-def requeue_interrupted(study: optuna.Study) -> int:
-    """Mark RUNNING trials (their sweep was killed) FAIL/interrupted and enqueue them again."""
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    run_dirs = [Path(t.user_attrs[RUN_DIR]) for t in stale if RUN_DIR in t.user_attrs]
-    if run_dirs:  # their Slurm jobs may still be queued or running: cancel them first
-        slurm.cancel_sweep_jobs(run_dirs[0].parent)
-    for frozen in stale:
-        trial = Trial(study, frozen._trial_id)
-        trial.set_user_attr(INTERRUPTED, "left RUNNING by a killed sweep; re-run")
-        study.tell(frozen.number, state=TrialState.FAIL)
-        attrs = {k: v for k, v in frozen.user_attrs.items() if k == RUN_DIR}
-        study.enqueue_trial(frozen.params, user_attrs=attrs, skip_if_exists=False)
-        log.warning("Trial %d was left running by a killed sweep; re-running it", frozen.number)
-    return len(stale)
-
-
-def failure_reason(ret: JobReturn, metric: str) -> tuple[float, str | None]:
-    """(objective, None) for a usable result, (nan, one-line reason) for a failed trial."""
-    try:
-        if ret.status == JobStatus.FAILED:  # (ret.return_value would also print to stderr)
-            raise ret._return_value
-        value = float(ret._return_value)
-    except Exception as error:  # any error of a trial is that trial's failure
-        lines = [line.strip() for line in f"{type(error).__name__}: {error}".splitlines()]
-        return math.nan, " ".join(line for line in lines if line)[:500]
-    if not math.isfinite(value):
-        return math.nan, f"the objective {metric} is {value} (not logged, or NaN)"
-    return value, None
-
-
 class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
-    """hydra-optuna-sweeper's sweeper with persistent, resumable, failure-tolerant trials
-    (single objective: the run's `optimized_metric`)."""
+    """hydra-optuna-sweeper's sweeper with persistent, resumable, failure-tolerant, prunable and
+    parallel trials (single objective: the run's `optimized_metric`)."""
+
+    def __init__(self, pruner=None, **params) -> None:
+        super().__init__(**params)  # (Hydra built `pruner`; setup keeps its config instead)
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         # the sweep dir may use ${hydra:...} (paths.root_dir); Hydra sets this only for jobs
@@ -157,14 +107,17 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         self.sweep_dir = str(Path(str(config.hydra.sweep.dir)).absolute())
         self.storage = storage_url(self.storage, self.sweep_dir)
         self.study_name = self.study_name or Path(self.sweep_dir).name
+        # hydra/sweeper/pruner as a `_target_` dict (None: none), for the trials to rebuild
+        pruner = config.hydra.sweeper.get("pruner")
+        self.pruner = OmegaConf.to_container(pruner, resolve=True) if pruner else None
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" lines
         setup_log(self.sweep_dir)
-        self.launcher = slurm.watched(self.launcher, self.sweep_dir)  # hydra/launcher=slurm
 
     def sweep(self, arguments: list[str]) -> None:
+        in_processes = self._check_parallelism()
         distributions, fixed = self._search_space(arguments)
         study = self._load_study(arguments)
-        requeued = requeue_interrupted(study)
+        requeued = requeue_interrupted(study, str(self.config.get("optimized_metric")))
         finished, failed = count(study)
         log.info(
             "Sweep %s: %d of %d trials finished (%d failed), %d re-queued; one line per trial "
@@ -177,18 +130,50 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         )
         self._check_failure_budget(study)
         self.progress = Progress(self.n_trials, str(self.config.get("optimized_metric")))
-        while (to_go := self.n_trials - count(study)[0]) > 0:
-            trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
-            overrides = self._configure_trials(trials, distributions, fixed)
-            subdirs = [self._run_subdir(trial) for trial in trials]
-            # pin every job to the sweep dir resolved once, and to its own trial dir
-            pinned = (f"hydra.sweep.dir={quote(self.sweep_dir)}",)
-            jobs = [(*o, *pinned, f"hydra.sweep.subdir={s}") for o, s in zip(overrides, subdirs)]
-            returns = self.launcher.launch(jobs, initial_job_idx=trials[0].number)
-            for trial, ret in zip(trials, returns, strict=True):
-                self._tell(study, trial, ret)
-            self._check_failure_budget(study)
+        queue = slurm.watch_queue(self.launcher, self.sweep_dir)  # hydra/launcher=slurm
+        with TrialPool(self.launcher, self.n_jobs, in_processes) as pool, queue:
+            while True:
+                while pool.has_room() and count(study)[0] + len(pool.running) < self.n_trials:
+                    trial = study.ask()
+                    pool.start(trial, self._job(study, trial, distributions, fixed))
+                if not pool.running:
+                    break
+                for trial, ret in pool.finished():
+                    self._tell(study, trial, ret)
+                self._check_failure_budget(study)
         self._save_results(study)
+
+    def _check_parallelism(self) -> bool:
+        """Whether trials run in their own processes; n_jobs of them at once must fit."""
+        in_processes = "submitit" in type(self.launcher).__module__
+        if self.n_jobs > 1 and not in_processes:
+            raise ConfigError(
+                f"hydra.sweeper.n_jobs={self.n_jobs} runs trials at once only in their own "
+                "processes: add hydra/launcher=local (this machine) or hydra/launcher=slurm."
+            )
+        if in_processes and "slurm" not in type(self.launcher).__name__.lower():
+            cores, threads = len(os.sched_getaffinity(0)), self.config.get("threads")
+            if self.n_jobs > 1 and (threads is None or self.n_jobs * int(threads) > cores):
+                raise ConfigError(
+                    f"hydra.sweeper.n_jobs={self.n_jobs} trials with threads={threads} each "
+                    f"would run more threads than this machine's {cores} cores; pass "
+                    f"threads={max(cores // self.n_jobs, 1)} (n_jobs x threads ≤ {cores})."
+                )
+        return in_processes
+
+    def _job(self, study: optuna.Study, trial: Trial, distributions, fixed) -> list[str]:
+        """The trial's overrides: its parameters, the sweep dir resolved once, its own trial
+        dir, and where it reports its epochs."""
+        carry_reports(study, trial)
+        (overrides,) = self._configure_trials([trial], distributions, fixed)
+        return [
+            *overrides,
+            f"hydra.sweep.dir={quote(self.sweep_dir)}",
+            f"hydra.sweep.subdir={self._run_subdir(trial)}",
+            f"+optuna_trial.storage={quote(self.storage)}",
+            f"+optuna_trial.study={quote(self.study_name)}",
+            f"+optuna_trial.number={trial.number}",
+        ]
 
     def _search_space(self, arguments: list[str]) -> tuple[dict, dict]:
         """Distributions and fixed values from hydra.sweeper.params + the command line."""
@@ -217,8 +202,10 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             storage=make_storage(self.storage),
             sampler=self.sampler,
             directions=self._get_directions(),
+            pruner=pruner_from(self.pruner),
             load_if_exists=True,
         )
+        study.set_user_attr(PRUNER, self.pruner)  # the trials judge their epochs with it
         command = sorted(arguments)
         started_with = study.user_attrs.get(COMMAND)
         if started_with is None:
@@ -246,18 +233,22 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
 
     def _tell(self, study: optuna.Study, trial: Trial, ret: JobReturn) -> None:
         metric = str(self.config.get("optimized_metric"))
-        value, reason = failure_reason(ret, metric)
+        state, value, reason = outcome(ret, metric)
         if reason is not None:
             trial.set_user_attr(FAIL_REASON, reason)
-        state = TrialState.FAIL if reason else TrialState.COMPLETE
         try:
-            study.tell(trial, state=state, values=None if reason else [value])
+            study.tell(trial, state=state, values=[value] if state == TrialState.COMPLETE else None)
         except RuntimeError as error:  # GridSampler stops the study after the last grid point
             if "Study.stop" not in str(error):
                 raise
-        outcome = f"FAIL {reason}" if reason else f"COMPLETE {metric} {show(metric, value)}"
+        said = {
+            TrialState.COMPLETE: f"{metric} {show(metric, value)}",
+            TrialState.PRUNED: f"{reason}",
+            TrialState.FAIL: f"{reason}",
+        }[state]
         run = Path(trial.user_attrs[RUN_DIR]).name
-        log.info("%s", self.progress.line(count(study)[0], run, outcome, self._best(study)))
+        line = self.progress.line(count(study)[0], run, f"{state.name} {said}", self._best(study))
+        log.info("%s", line)
 
     def _best(self, study: optuna.Study) -> tuple[float, str] | None:
         """(value, run dir name) of the best complete trial so far."""
@@ -284,6 +275,7 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
             "study": study.study_name,
             "finished": finished,
             "failed": failed,
+            "pruned": len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))),
         }
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if complete and len(self._get_directions()) == 1:

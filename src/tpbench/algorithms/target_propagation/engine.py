@@ -198,6 +198,10 @@ class TargetPropagation(LearningRule):
     def trains_forward_weights(self) -> bool:
         return self.phase()[1]
 
+    def forward_epochs(self, epoch: int) -> int:
+        learned = self.feedback_map.learned
+        return sum(self.schedule.phase(e, learned)[1] for e in range(epoch + 1))
+
     def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         train_feedback, train_forward = self.phase()
         with torch.set_grad_enabled(train_forward):
