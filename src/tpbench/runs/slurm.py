@@ -122,7 +122,7 @@ def summary(jobs: list[tuple[str, str, int]]) -> str:
 
 class QueueWatch:
     """While entered, log `summary()` of the sweep's jobs each time it changes (polls every
-    `every_s` seconds): the sweep's line of what Slurm is doing while it waits for an array."""
+    `every_s` seconds): the sweep's line of what Slurm does with its trials meanwhile."""
 
     def __init__(self, sweep_dir: str | Path, every_s: float = 5.0):
         self.sweep_dir, self.every_s = sweep_dir, every_s
