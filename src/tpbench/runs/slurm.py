@@ -69,13 +69,13 @@ def cluster_plugins() -> list:
 
 
 def link_job_output(run_dir: str | Path) -> None:
-    """<run dir>/slurm-<job>.out and .err: links to the submitit job's stdout and stderr."""
-    try:
-        import submitit
-
-        paths = submitit.JobEnvironment().paths
-    except RuntimeError:  # not a submitit job (e.g. srun python train.py)
+    """<run dir>/slurm-<job>.out and .err: links to the submitit Slurm job's stdout and stderr
+    (a plain `sbatch`/`srun` job's output goes where its own --output says)."""
+    if not (in_job() and os.environ.get("SUBMITIT_EXECUTOR") == "slurm"):
         return
+    import submitit
+
+    paths = submitit.JobEnvironment().paths
     job = os.environ.get("SLURM_ARRAY_JOB_ID", "")
     name = f"slurm-{job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if job else f"slurm-{paths.job_id}"
     for target, suffix in ((paths.stdout, "out"), (paths.stderr, "err")):
