@@ -64,8 +64,8 @@ def epochs_done(run_dir: Path) -> int:
 def check_budget(run_dir: Path, max_epochs: int | None, finished: bool) -> None:
     """Refuse a resume to fewer epochs than done, or of a finished run to no more epochs."""
     done = epochs_done(run_dir)
-    if max_epochs is None or max_epochs < 0 or max_epochs > done:
-        return
+    if max_epochs is None or max_epochs <= 0 or max_epochs > done:
+        return  # (-1: no limit; 0 is the config checks' to refuse)
     if max_epochs < done:
         raise ConfigError(
             f"trainer.max_epochs={max_epochs} is fewer than the {done} epochs {run_dir.name} has "
