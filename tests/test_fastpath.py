@@ -156,3 +156,29 @@ def test_compiled_layers_train_like_eager_ones(tmp_path: Path):
     trainer.fit(rule, datamodule=datamodule)
     for name, w in rule.net.state_dict().items():
         torch.testing.assert_close(w, eager[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+class CountsBackward(L.Callback):
+    """A callback with a backward hook: Lightning's backward must run so that it is called."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.calls += 1
+
+
+@pytest.mark.parametrize("algo", ["bp", "dtp"])
+def test_plain_backward_trains_like_lightnings_and_gives_way_to_backward_hooks(algo, tmp_path):
+    """32-bit without backward hooks, manual_backward is plain autograd (no hook dispatch); a
+    callback with a backward hook gets Lightning's backward, and both train alike."""
+    weights = []
+    for hook in (None, CountsBackward()):
+        datamodule, rule, trainer = build(run_config(algo, "cpu", 16, tmp_path))
+        trainer.callbacks.extend([hook] if hook else [])
+        trainer.fit(rule, datamodule=datamodule)
+        assert rule.backward_is_plain == (hook is None)
+        assert hook is None or hook.calls >= trainer.global_step > 0
+        weights.append(rule.net.state_dict())
+    for name, w in weights[0].items():
+        torch.testing.assert_close(w, weights[1][name], rtol=0, atol=0, msg=name)

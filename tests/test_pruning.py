@@ -22,10 +22,8 @@ from tests.conftest import ROOT
 from tests.test_sweeps import load_study, run_in_process, sweep_command, trial_states
 from tpbench.runs.pruning import PRUNER, Pruned, ReportToStudy
 from tpbench.runs.state import RunState, read_state
+from tpbench.runs.storage import FAIL_REASON, INTERRUPTED, RUN_DIR
 from tpbench.runs.study import (
-    FAIL_REASON,
-    INTERRUPTED,
-    RUN_DIR,
     carry_reports,
     count,
     requeue_interrupted,

@@ -16,7 +16,7 @@ from tpbench.paper_results import MEASURED_HERE, fwdtp_table
 from tpbench.report import report
 from tpbench.report_grid import cells
 from tpbench.runs.reader import read_runs, rule_label
-from tpbench.runs.study import FAIL_REASON, RUN_DIR
+from tpbench.runs.storage import FAIL_REASON, RUN_DIR
 
 FIELDS = ["epoch", "step", "train/err", "val/err", "val/err_best", "test/err"]
 

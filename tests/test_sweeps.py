@@ -29,10 +29,8 @@ from tpbench.cli import main as cli_main
 from tpbench.runs.pruning import Pruned
 from tpbench.runs.reader import read_metrics
 from tpbench.runs.relaunch import best_trial_dir, resume_arguments
+from tpbench.runs.storage import FAIL_REASON, INTERRUPTED, RUN_DIR
 from tpbench.runs.study import (
-    FAIL_REASON,
-    INTERRUPTED,
-    RUN_DIR,
     count,
     is_finished,
     outcome,

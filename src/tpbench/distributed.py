@@ -156,6 +156,22 @@ def check_strategy(strategy: Strategy) -> None:
         )
 
 
+def plain_backward(trainer, module) -> bool:
+    """Whether Lightning's `manual_backward` would only run `loss.backward()`: 32-bit precision
+    (no loss scaling), no backward hook in a callback or the module, and a strategy whose
+    backward adds nothing (one device, or GradientSyncDDP, which syncs in optimizer_step)."""
+    from lightning import Callback, LightningModule
+    from lightning.pytorch.utilities.model_helpers import is_overridden
+
+    hooks = ("on_before_backward", "on_after_backward")
+    hooked = any(is_overridden(h, c, Callback) for c in trainer.callbacks for h in hooks) or any(
+        is_overridden(h, module, LightningModule) for h in (*hooks, "backward")
+    )
+    one_device = not isinstance(trainer.strategy, ParallelStrategy)
+    plain_strategy = one_device or isinstance(trainer.strategy, GradientSyncDDP)
+    return str(trainer.precision) == "32-true" and plain_strategy and not hooked
+
+
 def rank_reducer(strategy: Strategy) -> Callable[[Tensor], None] | None:
     """`sum_over_ranks` when this strategy trains on several processes, else None."""
     return sum_over_ranks if isinstance(strategy, GradientSyncDDP) else None

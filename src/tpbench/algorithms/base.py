@@ -25,7 +25,7 @@ from torchmetrics import MaxMetric, MinMetric
 
 from tpbench.algorithms.loss_watch import LossWatch
 from tpbench.algorithms.tasks import make_task
-from tpbench.distributed import check_strategy, rank_reducer
+from tpbench.distributed import check_strategy, plain_backward, rank_reducer
 from tpbench.errors import ConfigError, DivergedError
 from tpbench.nets import Network
 from tpbench.runs import random_state
@@ -74,6 +74,7 @@ class LearningRule(L.LightningModule):
             best.persistent(True)  # in checkpoints: a resumed run keeps its best-so-far
         self.diverged: str | None = None
         self.warned_chance = False  # the at-chance warning is given once per process
+        self.backward_is_plain = False  # set when fitting starts (manual_backward)
         self.loss_watch = LossWatch()
         self._standalone: list[torch.optim.Optimizer] | None = None
 
@@ -141,8 +142,10 @@ class LearningRule(L.LightningModule):
         return self._standalone
 
     def manual_backward(self, loss: Tensor, *args, **kwargs) -> None:
-        if self._trainer is None and self._standalone is not None:
-            loss.backward(*args, **kwargs)  # no Trainer: plain autograd
+        """Plain autograd without a Trainer, and where Lightning's backward would add nothing but
+        its hook dispatch (~0.2 ms a step, 3 % of BP's MNIST FC step: `plain_backward`)."""
+        if self.backward_is_plain or (self._trainer is None and self._standalone is not None):
+            loss.backward(*args, **kwargs)
             return
         super().manual_backward(loss, *args, **kwargs)
 
@@ -163,6 +166,7 @@ class LearningRule(L.LightningModule):
         self.check_trainer(self.trainer)
 
     def on_fit_start(self) -> None:
+        self.backward_is_plain = plain_backward(self.trainer, self)
         self.loss_watch = LossWatch(rank_reducer(self.trainer.strategy), self.trainer.world_size)
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "to_device"):

@@ -51,7 +51,7 @@ class ReportToStudy(L.Callback):
     def _open(self):
         import optuna
 
-        from tpbench.runs.study import make_storage
+        from tpbench.runs.storage import make_storage
 
         storage = make_storage(self.storage)
         study = optuna.load_study(study_name=self.study_name, storage=storage)

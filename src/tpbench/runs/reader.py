@@ -97,7 +97,7 @@ def read_trials(root: Path) -> dict[Path, tuple[str, str]]:
     """run dir -> (optuna state, failure reason) from every Optuna storage under root."""
     import optuna  # slow import, only needed here
 
-    from tpbench.runs.study import FAIL_REASON, INTERRUPTED, RUN_DIR, make_storage
+    from tpbench.runs.storage import FAIL_REASON, INTERRUPTED, RUN_DIR, make_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = {}

@@ -1,6 +1,5 @@
-"""A sweep's Optuna study on disk: its storage, its trials' states, what a killed sweep left.
+"""A sweep's Optuna study: its trials' states, and what a killed sweep left.
 
-- `make_storage`: SQLite or journal file in the sweep dir, or any RDB URL;
 - a trial is *finished* when it is COMPLETE, PRUNED or FAIL, except a FAIL left by a killed sweep
   (user attr `interrupted`), which is re-run and so does not count;
 - `requeue_interrupted`: trials a killed sweep left RUNNING. A trial whose process still runs
@@ -29,38 +28,11 @@ from tpbench.runs.pruning import Pruned
 from tpbench.runs.reader import read_metrics
 from tpbench.runs.slurm import cancel_sweep_jobs
 from tpbench.runs.state import live_pid, read_state
+from tpbench.runs.storage import FAIL_REASON, INTERRUPTED, RESUMES, RUN_DIR
 
 log = logging.getLogger("tpbench.sweep")  # own handlers: see tpbench.runs.sweep_progress
 
-INTERRUPTED = "interrupted"  # user attr: left RUNNING by a killed sweep, re-run, not counted
-FAIL_REASON = "fail_reason"  # user attr: why a trial failed or was pruned
-RUN_DIR = "run_dir"  # user attr: the trial's run directory (.hydra/, csv/, checkpoints/)
-RESUMES = "resumes"  # user attr: the number of the interrupted trial this one continues
-COMMAND = "command"  # study user attr: the task overrides the sweep was started with
 STOP_WAIT_S = 60  # how long a left-over trial process gets to stop on SIGTERM before SIGKILL
-
-
-def storage_url(storage: str | None, sweep_dir: str) -> str:
-    """`sqlite` (default) or `journal`: a file in the sweep dir; anything else is used as is."""
-    if storage in (None, "sqlite"):
-        return f"sqlite:///{sweep_dir}/optuna.db"
-    if storage == "journal":
-        return f"journal:///{sweep_dir}/optuna.journal"
-    return storage
-
-
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """`sqlite:///file.db`, `journal:///file` (a plain file, NFS-friendly) or any RDB URL."""
-    if url.startswith("journal:///"):
-        path = Path(url.removeprefix("journal:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
-        return optuna.storages.JournalStorage(backend)
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        # a reader (report, a trial reporting its epoch) may hold the file: wait, do not fail
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    return optuna.storages.RDBStorage(url)
 
 
 def is_finished(trial: FrozenTrial) -> bool:

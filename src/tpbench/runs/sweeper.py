@@ -50,16 +50,12 @@ from tpbench.errors import ConfigError, TpbenchError
 from tpbench.runs import slurm
 from tpbench.runs.pruning import PRUNER, pruner_from
 from tpbench.runs.relaunch import quote, results_of
+from tpbench.runs.storage import COMMAND, FAIL_REASON, RUN_DIR, make_storage, storage_url
 from tpbench.runs.study import (
-    COMMAND,
-    FAIL_REASON,
-    RUN_DIR,
     carry_reports,
     count,
-    make_storage,
     outcome,
     requeue_interrupted,
-    storage_url,
 )
 from tpbench.runs.sweep_progress import Progress, setup_log, show
 from tpbench.runs.trial_pool import TrialPool

@@ -22,7 +22,8 @@ from pathlib import Path
 from hydra.core.utils import JobReturn, JobStatus
 from optuna.trial import Trial
 
-from tpbench.runs.study import RUN_DIR, stop_leftover
+from tpbench.runs.storage import RUN_DIR
+from tpbench.runs.study import stop_leftover
 
 
 class TrialPool:
