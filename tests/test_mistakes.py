@@ -57,7 +57,7 @@ MISTAKES = [
     ("resume a non-run", ["resume", "{empty}"], "not a tpbench run directory"),
     ("resume a missing dir", ["resume", "/nonexistent"], "is not a directory"),
     ("resume with a bad value", ["resume", "{run}", "trainer.max_epochs=0"], "must be"),
-    ("continue without results", ["continue", "{empty}"], "does not exist"),
+    ("continue without results", ["continue", "{empty}"], "has no best trial"),
     ("report of no runs", ["report", "{empty}"], "No runs"),
 ]  # fmt: skip
 
