@@ -4,7 +4,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 LOCK := requirements.lock
 TORCH_VERSION ?= $(shell sed -n 's/^torch==//p' $(LOCK))
 
-.PHONY: install install-latest lock test test-all lint format bench report clean
+.PHONY: install install-latest lock test test-all slurm slurm-down lint format bench report clean
 
 # The exact environment of requirements.lock (docs/runs.md: provenance and how to update it).
 install:
@@ -36,8 +36,16 @@ lock:
 test:
 	$(PY) -m pytest -q
 
+# every test: the slow ones, and the slurm ones (skipped, with the reason, where no cluster answers)
 test-all:
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q -rs -m ""
+
+# this machine as a single-node Slurm cluster with job accounting, as root (docs/scaling.md)
+slurm:
+	scripts/slurm.sh up
+
+slurm-down:
+	scripts/slurm.sh down
 
 lint:
 	.venv/bin/ruff check .

@@ -66,3 +66,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def slurm_unavailable() -> str | None:
+    """Why this machine has no Slurm cluster to submit to (`make slurm` starts one), or None."""
+    import shutil
+    import subprocess
+
+    if shutil.which("sbatch") is None:
+        return "Slurm is not installed (make slurm installs and starts a single-node cluster)"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return "scontrol ping timed out (make slurm starts the cluster)"
+    if "UP" not in ping.stdout:
+        return f"no Slurm controller answers ({ping.stdout.strip() or ping.stderr.strip()})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """Skip (with the reason) where no Slurm cluster answers."""
+    reason = slurm_unavailable()
+    if reason:
+        pytest.skip(reason)

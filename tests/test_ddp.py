@@ -33,8 +33,9 @@ TIMEOUT_S = 300
 EQUALITY_TEST = "test_ddp_equals_one_process_on_concatenated_batch"
 
 
-def run_config(algo: str, trainer: str, batch_size: int, out: Path):
-    """A tiny, noise-free, SGD config of `algo` (4-layer FC on 8x8 fake data)."""
+def run_config(algo: str, trainer: str, batch_size: int, out: Path, noise: bool = False):
+    """A tiny SGD config of `algo` (4-layer FC on 8x8 fake data), noise-free unless `noise`
+    (then each rule's own σ: the inverse losses draw from torch's global generator)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
@@ -56,7 +57,7 @@ def run_config(algo: str, trainer: str, batch_size: int, out: Path):
         cfg.algo.optimizer = OmegaConf.create(sgd)
         if cfg.algo.get("feedback_optimizer") is not None:
             cfg.algo.feedback_optimizer = OmegaConf.create(sgd)
-        if cfg.algo.get("inverse_loss") is not None:
+        if cfg.algo.get("inverse_loss") is not None and not noise:
             cfg.algo.inverse_loss.sigma = 0.0  # σ = 0: no per-rank noise
             if cfg.algo.inverse_loss._target_.endswith(".DRL"):  # divides by σ²: keep σ, and
                 cfg.algo.inverse_loss.sigma = 1.0  # keep its G fixed instead (feedback lr 0),
@@ -112,6 +113,11 @@ def ddp_weights(request, tmp_path_factory) -> Path:
     "algo", FAST_RULES + [pytest.param(r, marks=pytest.mark.slow) for r in SLOW_RULES]
 )
 def test_ddp_equals_one_process_on_concatenated_batch(algo, ddp_weights, tmp_path):
+    assert_equals_one_process(algo, ddp_weights, tmp_path)
+
+
+def assert_equals_one_process(algo: str, ddp_weights: Path, tmp_path: Path) -> None:
+    """Both ranks' weights (ddp_weights/<algo>_rank<r>.pt) equal one process's on 2x the batch."""
     rank0 = torch.load(ddp_weights / f"{algo}_rank0.pt")
     rank1 = torch.load(ddp_weights / f"{algo}_rank1.pt")
     single, _ = fit_weights(algo, "cpu", 2 * BATCH, tmp_path)

@@ -64,8 +64,9 @@ def test_training_step_never_waits_for_the_device(algo, tmp_path):
 
 
 def fit(algo: str, epochs: int, out, ckpt_path=None, save_to=None) -> dict:
-    """The net's state after training `epochs` epochs (resumed from `ckpt_path` if given)."""
-    cfg = run_config(algo, "cpu", 16, out)
+    """The net's state after training `epochs` epochs (resumed from `ckpt_path` if given), with
+    the rule's own noise (σ > 0)."""
+    cfg = run_config(algo, "cpu", 16, out, noise=True)
     cfg.trainer.max_epochs = epochs
     datamodule, rule, trainer = build(cfg)
     trainer.fit(rule, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -76,8 +77,9 @@ def fit(algo: str, epochs: int, out, ckpt_path=None, save_to=None) -> dict:
 
 @pytest.mark.parametrize("algo", EVERY_RULE)
 def test_resume_equals_an_uninterrupted_run(algo, tmp_path):
-    """3 epochs straight == 2 epochs, a checkpoint, and a resumed third epoch: bit for bit
-    (noise-free, as in the DDP test; for alternating schedules epoch 3 is a feedback epoch)."""
+    """3 epochs straight == 2 epochs, a checkpoint, and a resumed third epoch: bit for bit, with
+    each rule's noise on (the checkpoint carries the random generators' states; for alternating
+    schedules epoch 3 is a feedback epoch)."""
     first = 1 if algo in parallel_rule_names() else 2  # an alternating rule's first 2 epochs
     straight = fit(algo, first + 1, tmp_path / "straight")
     fit(algo, first, tmp_path / "first", save_to=tmp_path / "first.ckpt")

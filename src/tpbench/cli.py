@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,13 +63,17 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(" ".join(best_overrides(args.dir)) + "\n")  # the command's output
         return 0
     if args.command in ("resume", "continue"):
+        from tpbench.runs import lock
         from tpbench.runs.relaunch import best_trial_dir, check_arguments, resume_arguments
 
         run_dir = args.dir if args.command == "resume" else best_trial_dir(args.dir.resolve())
         train_args, cwd = resume_arguments(run_dir, args.overrides)
         check_arguments(train_args, cwd)
+        held = lock.acquire(run_dir)  # train.py holds it on through the handed descriptor
         logging.info("python train.py %s", " ".join(train_args))
-        return subprocess.call([sys.executable, "-c", TRAIN, *train_args], cwd=cwd)
+        env = {**os.environ, lock.INHERITED: str(held)}
+        command = [sys.executable, "-c", TRAIN, *train_args]
+        return subprocess.call(command, cwd=cwd, env=env, pass_fds=(held,))
     from tpbench.report import report as write_report  # matplotlib: only when used
 
     for path in write_report(args.dir, wandb=not args.no_wandb, by=args.by, grid=args.grid):

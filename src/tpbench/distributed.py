@@ -37,7 +37,7 @@ from tpbench.errors import ConfigError
 RANK_SEED_STRIDE = 1_000_003
 
 
-def _is_distributed() -> bool:
+def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
@@ -64,7 +64,7 @@ def average_gradients(params: Iterable[nn.Parameter], bucket_mb: float = 25.0) -
     over ranks, scaled by 1/R and copied back. Every rank must call this with the same parameters
     holding gradients (the rules' control flow is the same on every rank).
     """
-    if not _is_distributed():
+    if not is_distributed():
         return
     grads = [p.grad for p in params if p.grad is not None]
     scale = 1.0 / dist.get_world_size()
@@ -81,7 +81,7 @@ def average_gradients(params: Iterable[nn.Parameter], bucket_mb: float = 25.0) -
 
 def broadcast_module(module: nn.Module, src: int = 0) -> None:
     """Every parameter and buffer of `module` takes rank `src`'s value (identical init)."""
-    if not _is_distributed():
+    if not is_distributed():
         return
     with torch.no_grad():
         for tensor in [*module.parameters(), *module.buffers()]:
@@ -95,8 +95,29 @@ def seed_rank(rank: int) -> None:
 
 def sum_over_ranks(tensor: Tensor) -> None:
     """tensor ← Σ_r tensor^(r), in place; a no-op outside DDP."""
-    if _is_distributed():
+    if is_distributed():
         dist.all_reduce(tensor)
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """y = Σ_r x^(r); backward: ∂L/∂x = Σ_r ∂L^(r)/∂y (every rank's loss depends on y)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def differentiable_sum_over_ranks(x: Tensor) -> Tensor:
+    """Σ_r x^(r), with gradients that flow back to every rank's x (like SyncBatchNorm's)."""
+    return _SumOverRanks.apply(x)
 
 
 class GradientSyncDDP(DDPStrategy):

@@ -61,7 +61,8 @@ def _draw_panel(ax, table: dict, xs: list, ys: list, norm: LogNorm) -> matplotli
             continue
         grid[i, j] = error
         dark = norm(error) > 0.55
-        label = f"{error:.1f}" if state == "complete" else f"{error:.0f}\n{epochs}ep"
+        shown = f"{error:.1f}" if state == "complete" or error < 10 else f"{error:.0f}"
+        label = shown if state == "complete" else f"{shown}\n{epochs}ep"
         ax.text(j, i, label, ha="center", va="center", fontsize=6.5, color="w" if dark else "k")
         if state == "pruned":
             hatch = {"fill": False, "hatch": "//", "lw": 0, "ec": (0.6, 0.6, 0.6, 0.6)}

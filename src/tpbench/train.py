@@ -7,7 +7,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import hydra
@@ -28,11 +28,18 @@ from tpbench.console import hydra_raising, mistakes_told, quiet, tell
 from tpbench.distributed import set_threads
 from tpbench.errors import TpbenchError
 from tpbench.interrupt import EXIT_CODE, ctrl_c, stopped_sentence
-from tpbench.runs import provenance
+from tpbench.runs import lock, provenance, slurm
 from tpbench.runs.checkpoints import AtomicCheckpointIO
 from tpbench.runs.pruning import Pruned, reporter
-from tpbench.runs.resume import continue_csv, open_checkpoint, resolve
-from tpbench.runs.state import RunState
+from tpbench.runs.resume import (
+    check_budget,
+    continue_csv,
+    epochs_done,
+    open_checkpoint,
+    resolve,
+)
+from tpbench.runs.state import RunState, read_state
+from tpbench.runs.study import ended_value
 
 log = logging.getLogger("tpbench")
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -69,8 +76,9 @@ def build(cfg: DictConfig):
         callbacks.append(report_to_study)
     loggers = _instantiate_all(cfg.get("logger"))
     rule.check_precision(OmegaConf.select(cfg, "trainer.precision", default="32-true"))
+    plugins = [AtomicCheckpointIO(), *slurm.cluster_plugins()]
     trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins
     )
     rule.check_trainer(trainer)  # DDP strategy and 16-bit precision, before any data is read
     if cfg.get("compile"):
@@ -113,9 +121,25 @@ def _finish_wandb_runs(trainer: L.Trainer, exit_code: int) -> None:
 
 def train(cfg: DictConfig) -> float:
     """Fit with a validation pass per epoch, test the best checkpoint, return the metric; the
-    run's state (running, then finished, failed, interrupted or pruned) is kept in its run.yaml."""
+    run's state (running, then finished, failed, interrupted or pruned) is kept in its run.yaml,
+    and its directory is locked against a second process meanwhile (rank 0 holds the lock)."""
     quiet()  # again: a launcher's job may run in a fresh process
-    state = RunState(cfg.paths.output_dir)
+    with lock.locked(cfg.paths.output_dir) if rank_zero_only.rank == 0 else nullcontext():
+        return _train_recorded(cfg)
+
+
+def _train_recorded(cfg: DictConfig) -> float:
+    run_dir = Path(cfg.paths.output_dir)
+    if cfg.get("ckpt_path") == "auto" and (read_state(run_dir) or ("",))[0] == "finished":
+        # a finished run's records are never rewritten: a re-run trial (its sweep was killed
+        # after it ended) reads its result back; fewer epochs than done is one sentence
+        check_budget(run_dir, OmegaConf.select(cfg, "trainer.max_epochs"), finished=False)
+        if epochs_done(run_dir) >= OmegaConf.select(cfg, "trainer.max_epochs", default=-1) >= 0:
+            log.info("%s has finished already; its result is read back", run_dir)
+            metric = cfg.get("optimized_metric")
+            value = ended_value(run_dir, metric) if metric else None
+            return math.nan if value is None else value
+    state = RunState(run_dir)
     state.start()
     try:
         value = _train(cfg)
@@ -163,6 +187,7 @@ def _train(cfg: DictConfig) -> float:
     record = provenance.collect(str(trainer.strategy.root_device.type))
     if rank_zero_only.rank == 0:  # (the trainer does not know its rank before fitting)
         write_text(Path(cfg.paths.output_dir) / "provenance.yaml", OmegaConf.to_yaml(record))
+        slurm.link_job_output(cfg.paths.output_dir)
     with closing_wandb_runs(trainer):
         hparams = {**OmegaConf.to_container(cfg, resolve=True), "provenance": record}
         for logger in trainer.loggers:

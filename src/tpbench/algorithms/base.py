@@ -28,6 +28,7 @@ from tpbench.algorithms.tasks import make_task
 from tpbench.distributed import check_strategy, plain_backward, rank_reducer
 from tpbench.errors import ConfigError, DivergedError
 from tpbench.nets import Network
+from tpbench.runs import random_state
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,12 @@ class LearningRule(L.LightningModule):
             datamodule.to_device(self.device)
 
     on_test_start = on_fit_start
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        random_state.capture(checkpoint)  # the noise a resumed run goes on drawing
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        random_state.restore(checkpoint)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, y = batch

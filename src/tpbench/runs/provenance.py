@@ -1,7 +1,8 @@
 """What produced a run: code version, environment and hardware, recorded in its directory.
 
 `collect()` returns the git commit of the checkout (and whether it had uncommitted changes), the
-versions of the packages a result depends on, Python, torch's CPU threads and the device. The
+versions of the packages a result depends on, Python, torch's CPU threads, the device and, in a
+Slurm job, the job (id, array index, node, how often it was requeued). The
 entry point writes it to `<run dir>/provenance.yaml` and into every logger's hyper-parameters
 (key `provenance`), so a number in docs/ can be tied to the exact code and environment
 (`requirements.lock` pins the latter; docs/runs.md says how to reproduce it).
@@ -17,6 +18,8 @@ import subprocess
 from pathlib import Path
 
 import torch
+
+from tpbench.runs.slurm import job_record
 
 PACKAGES = (
     "tpbench",
@@ -75,4 +78,5 @@ def collect(accelerator: str) -> dict[str, object]:
         "torch_threads": torch.get_num_threads(),
         "device": device_name(accelerator),
         "host": socket.gethostname(),
+        "slurm": job_record(),  # job id, array index, node, requeue count; None outside Slurm
     }

@@ -8,7 +8,8 @@ best trial) re-runs train.py with the run's recorded overrides (`.hydra/override
 Only overrides that leave the trained model and its data as they are may be added
 (`RESUMABLE`: more epochs, threads, loggers, the progress bar, where the data lie); anything else
 is one ConfigError sentence before a file of the run is touched, as is a run that is still
-running or a directory that is not a run.
+running, a directory that is not a run, fewer epochs than the run has done, or a finished run
+without more epochs.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from tpbench.errors import ConfigError, InputError
+from tpbench.runs.resume import check_budget
 from tpbench.runs.state import read_state
 
 # override keys (and their sub-keys) that leave a run's results as they are: a restarted sweep
@@ -85,11 +87,23 @@ def resume_arguments(run_dir: Path, overrides: list[str]) -> tuple[list[str], Pa
                 f"with its recorded config; a resume may change only {', '.join(RESUMABLE)} "
                 "(start a new run for anything else)."
             )
+    check_budget(
+        run_dir, _max_epochs(run_dir, overrides), state is not None and state[0] == "finished"
+    )
     # a sweep's trial continues as a single run: its search space is no part of its config
     replaced = {key(o) for o in overrides} | {"ckpt_path", "hparams_search"}
     kept = [o for o in previous if key(o) not in replaced]
     cwd = Path(OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.cwd)
     return [*kept, *overrides, f"hydra.run.dir={quote(str(run_dir))}", "ckpt_path=auto"], cwd
+
+
+def _max_epochs(run_dir: Path, overrides: list[str]) -> int | None:
+    """trainer.max_epochs as the resumed run will have it: given, or as recorded."""
+    given = [o.split("=", 1)[1] for o in overrides if key(o) == "trainer.max_epochs"]
+    if given:
+        return int(given[-1]) if given[-1].lstrip("-").isdigit() else None
+    recorded = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    return OmegaConf.select(recorded, "trainer.max_epochs")
 
 
 def _best_results(sweep_dir: Path):

@@ -4,6 +4,8 @@
   sweep trial, a requeued Slurm job, `tpbench resume`), else a fresh start.
 - A checkpoint that is missing, unreadable or holds another model (other net, rule or data
   shape) is one ConfigError sentence before training starts, not a state_dict traceback.
+- A resume that cannot apply is one sentence before a file is touched (`check_budget`): fewer
+  epochs than the run has done, or a finished run without more epochs.
 - `csv/metrics.csv` continues: rows logged after the checkpoint (the interrupted epoch, the old
   test result) are dropped and the resumed run appends to the rest, so the file reads as if the
   run had never stopped.
@@ -49,6 +51,32 @@ def resolve(ckpt_path: str | None, trainer: L.Trainer, output_dir: str) -> str |
         return ckpt_path
     last = checkpoint_dir(trainer, output_dir) / LAST
     return str(last) if last.is_file() else None
+
+
+def epochs_done(run_dir: Path) -> int:
+    """Complete epochs in run_dir's checkpoints/last.ckpt (0 without one)."""
+    last = run_dir / "checkpoints" / LAST
+    if not last.is_file():
+        return 0
+    checkpoint = torch.load(last, map_location="cpu", mmap=True, weights_only=False)
+    return int(checkpoint["epoch"]) + 1
+
+
+def check_budget(run_dir: Path, max_epochs: int | None, finished: bool) -> None:
+    """Refuse a resume to fewer epochs than done, or of a finished run to no more epochs."""
+    done = epochs_done(run_dir)
+    if max_epochs is None or max_epochs <= 0 or max_epochs > done:
+        return  # (-1: no limit; 0 is the config checks' to refuse)
+    if max_epochs < done:
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs} is fewer than the {done} epochs {run_dir.name} has "
+            f"done; pass trainer.max_epochs greater than {done} to train it longer."
+        )
+    if finished:
+        raise ConfigError(
+            f"{run_dir.name} has finished its {done} epochs; pass trainer.max_epochs greater "
+            f"than {done} to train it longer (its records are left as they are)."
+        )
 
 
 def check_ckpt_path(ckpt_path: str) -> Path:

@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from tpbench.runs.pruning import Pruned
 from tpbench.runs.reader import read_metrics
+from tpbench.runs.slurm import cancel_sweep_jobs
 from tpbench.runs.state import live_pid, read_state
 from tpbench.runs.storage import FAIL_REASON, INTERRUPTED, RESUMES, RUN_DIR
 
@@ -75,7 +76,11 @@ def ended_value(run_dir: Path, metric: str) -> float | None:
 def requeue_interrupted(study: optuna.Study, metric: str) -> int:
     """Settle the RUNNING trials of a killed sweep; returns how many are queued to run again."""
     requeued = 0
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    run_dirs = [Path(t.user_attrs[RUN_DIR]) for t in stale if RUN_DIR in t.user_attrs]
+    if run_dirs:  # their Slurm jobs may still be queued or running: cancel them first
+        cancel_sweep_jobs(run_dirs[0].parent)
+    for frozen in stale:
         run_dir = frozen.user_attrs.get(RUN_DIR)
         if run_dir is not None:
             stop_leftover(Path(run_dir), frozen.number)

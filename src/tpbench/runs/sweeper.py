@@ -48,6 +48,7 @@ from optuna.trial import Trial, TrialState
 
 from tpbench.atomic import write_text
 from tpbench.errors import ConfigError, TpbenchError
+from tpbench.runs import slurm
 from tpbench.runs.pruning import PRUNER, pruner_from
 from tpbench.runs.relaunch import quote, results_of
 from tpbench.runs.storage import COMMAND, FAIL_REASON, RUN_DIR, make_storage, storage_url
@@ -126,7 +127,8 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
         )
         self._check_failure_budget(study)
         self.progress = Progress(self.n_trials, str(self.config.get("optimized_metric")))
-        with TrialPool(self.launcher, self.n_jobs, in_processes) as pool:
+        queue = slurm.watch_queue(self.launcher, self.sweep_dir)  # hydra/launcher=slurm
+        with TrialPool(self.launcher, self.n_jobs, in_processes) as pool, queue:
             while True:
                 while pool.has_room() and count(study)[0] + len(pool.running) < self.n_trials:
                     trial = study.ask()
