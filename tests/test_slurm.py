@@ -177,3 +177,20 @@ def test_srun_ddp_equals_one_process_on_the_doubled_batch(tmp_path):
     assert "srun` command is available" not in result.stderr
     for algo in rules:
         assert_equals_one_process(algo, tmp_path, tmp_path / algo)
+
+
+def test_pruned_sweep_through_slurm_reports_from_the_jobs(tmp_path):
+    """The trials report their epochs into the study from their Slurm jobs, and the pruner
+    stops those that lag: PRUNED, not FAIL (tests/test_pruning.py has the same sweep locally)."""
+    from tests.test_pruning import LEARNS_OR_NOT, MEDIAN
+
+    extra = [*LEARNS_OR_NOT, *MEDIAN, "hydra.sweeper.sampler.seed=3", "hydra.sweeper.n_trials=4"]
+    train(*sweep(tmp_path, *SLURM, *extra))
+    (db,) = tmp_path.rglob("optuna.db")
+    trials = study_of(db.parent).get_trials()
+    states = sorted(t.state.name for t in trials)
+    assert "PRUNED" in states and "FAIL" not in states, states
+    assert all(t.intermediate_values for t in trials)  # every job reported at least one epoch
+    for trial in trials:
+        slurm = OmegaConf.load(Path(trial.user_attrs["run_dir"]) / "provenance.yaml").slurm
+        assert slurm.job_id  # it ran as a Slurm job
