@@ -89,6 +89,7 @@ def test_a_resumed_trial_reports_and_is_judged_only_for_new_epochs(tmp_path):
         trainer = SimpleNamespace(
             sanity_checking=False,
             is_global_zero=True,
+            strategy=SimpleNamespace(broadcast=lambda verdict, src: verdict),
             current_epoch=epoch,
             callback_metrics={"val/err_best": torch.tensor(value)},
         )

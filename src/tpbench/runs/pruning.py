@@ -45,7 +45,8 @@ class ReportToStudy(L.Callback):
 
     def __init__(self, storage: str, study: str, number: int, metric: str):
         self.storage, self.study_name, self.number, self.metric = storage, study, number, metric
-        self.trial = None  # optuna.Trial, opened on the first report (rank 0 only)
+        self.trial = None  # optuna.Trial, opened at the first report (rank 0 only)
+        self.opened = False  # (a trial finished in its study opens as None: nothing to report)
         self.reported: set[int] = set()  # steps the trial holds (a resumed trial's earlier ones)
 
     def _open(self):
@@ -67,21 +68,31 @@ class ReportToStudy(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not pl_module.trains_forward_weights():
             return
-        value = trainer.callback_metrics.get(self.metric)
-        if not trainer.is_global_zero or value is None or not math.isfinite(float(value)):
-            return  # (a diverged run fails on its own; the sweeper records why)
         step = pl_module.forward_epochs(trainer.current_epoch)
-        self.trial = self.trial or self._open()
+        verdict = None
+        if trainer.is_global_zero:  # rank 0 reports and decides
+            verdict = self._report(trainer.callback_metrics.get(self.metric), step)
+        verdict = trainer.strategy.broadcast(verdict, src=0)  # every DDP rank stops with it
+        if verdict:
+            raise Pruned(verdict)
+
+    def _report(self, value, step: int) -> str | None:
+        """Report the step's value (once); the pruner's verdict as a sentence, or None."""
+        if value is None or not math.isfinite(float(value)):
+            return None  # (a diverged run fails on its own; the sweeper records why)
+        if not self.opened:
+            self.trial, self.opened = self._open(), True
         if self.trial is None or step in self.reported:
-            return
+            return None
         self.trial.report(float(value), step)
         self.reported.add(step)
-        if self.trial.should_prune():
-            pruner = type(self.trial.study.pruner).__name__
-            raise Pruned(
-                f"after {step} training epoch{'s' * (step > 1)}: {self.metric} "
-                f"{show(self.metric, float(value))} lags the other trials ({pruner})"
-            )
+        if not self.trial.should_prune():
+            return None
+        pruner = type(self.trial.study.pruner).__name__
+        return (
+            f"after {step} training epoch{'s' * (step > 1)}: {self.metric} "
+            f"{show(self.metric, float(value))} lags the other trials ({pruner})"
+        )
 
 
 def reporter(cfg: DictConfig) -> ReportToStudy | None:
