@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,8 +17,13 @@ import torch
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from tests.conftest import ROOT
-from tests.test_sweeps import load_study, run_in_process, sweep_command, trial_states
+from tests.test_sweeps import (
+    load_study,
+    run_in_process,
+    start_sweep,
+    sweep_command,
+    trial_states,
+)
 from tpbench.runs.pruning import PRUNER, Pruned, ReportToStudy
 from tpbench.runs.state import RunState, read_state
 from tpbench.runs.storage import FAIL_REASON, INTERRUPTED, RUN_DIR
@@ -169,10 +173,7 @@ def test_parallel_sweep_killed_and_restarted_ends_with_n_trials_none_run_twice(t
         tmp_path, 4, "hydra/launcher=local", "hydra.sweeper.n_jobs=2",
         "trainer.max_epochs=30", "data.train_size=4096",
     )  # fmt: skip
-    first = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    first = start_sweep(command)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and first.poll() is None:
         if trial_states(tmp_path).count("RUNNING") == 2 and any(tmp_path.rglob("last.ckpt")):

@@ -90,6 +90,14 @@ def killable(log_dir: Path) -> bool:
     )
 
 
+def start_sweep(command: list[str]) -> subprocess.Popen:
+    """The sweep as its own silent process in its own session (a kill reaches it alone)."""
+    return subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+
+
 def run_in_process(command: list[str]) -> None:
     """`python train.py -m ...` inside this process (saves the torch/Lightning start-up)."""
     GlobalHydra.instance().clear()
@@ -107,10 +115,7 @@ def test_sweep_killed_midway_restarts_and_ends_with_exactly_n_trials(tmp_path):
     command = sweep_command(
         tmp_path, 4, "hydra.sweeper.sampler.seed=2", "algo.optimizer.lr=choice(0.001,inf)"
     )
-    first = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
+    first = start_sweep(command)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and first.poll() is None:
         if killable(tmp_path):
