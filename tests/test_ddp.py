@@ -69,7 +69,7 @@ def run_config(algo: str, trainer: str, batch_size: int, out: Path, noise: bool 
 
 def fit_weights(algo: str, trainer: str, batch_size: int, out: Path, fit: bool = True):
     """The net's weights and buffers after STEPS batches (or before any with fit=False), and the
-    trainer's global rank."""
+    trainer (its global rank, its logged scores)."""
     from tpbench.train import build
 
     cfg = run_config(algo, trainer, batch_size, out)
@@ -79,7 +79,7 @@ def fit_weights(algo: str, trainer: str, batch_size: int, out: Path, fit: bool =
         completed = trainer_.fit_loop.epoch_loop.batch_progress.total.completed
         assert completed == STEPS * cfg.trainer.max_epochs
     weights = {k: v.detach().clone() for k, v in rule.net.state_dict().items()}
-    return weights, trainer_.global_rank
+    return weights, trainer_
 
 
 def worker(out: Path, rules: list[str]) -> None:
@@ -88,8 +88,12 @@ def worker(out: Path, rules: list[str]) -> None:
 
     set_threads(1)  # as train.py does with threads=1: both ranks share this machine's cores
     for algo in rules:
-        weights, rank = fit_weights(algo, "ddp_cpu", BATCH, out)
-        torch.save(weights, out / f"{algo}_rank{rank}.pt")
+        weights, trainer = fit_weights(algo, "ddp_cpu", BATCH, out)
+        train_acc = trainer.callback_metrics["train/acc"]
+        torch.save(
+            {"weights": weights, "train/acc": train_acc},
+            out / f"{algo}_rank{trainer.global_rank}.pt",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +121,13 @@ def test_ddp_equals_one_process_on_concatenated_batch(algo, ddp_weights, tmp_pat
 
 
 def assert_equals_one_process(algo: str, ddp_weights: Path, tmp_path: Path) -> None:
-    """Both ranks' weights (ddp_weights/<algo>_rank<r>.pt) equal one process's on 2x the batch."""
-    rank0 = torch.load(ddp_weights / f"{algo}_rank0.pt")
-    rank1 = torch.load(ddp_weights / f"{algo}_rank1.pt")
-    single, _ = fit_weights(algo, "cpu", 2 * BATCH, tmp_path)
+    """Both ranks' weights (ddp_weights/<algo>_rank<r>.pt) equal one process's on 2x the batch,
+    and so does the epoch's training accuracy (each rank's count summed over the ranks)."""
+    saved = [torch.load(ddp_weights / f"{algo}_rank{rank}.pt") for rank in (0, 1)]
+    (rank0, rank1), accuracies = [s["weights"] for s in saved], [s["train/acc"] for s in saved]
+    single, trainer = fit_weights(algo, "cpu", 2 * BATCH, tmp_path)
     initial, _ = fit_weights(algo, "cpu", 2 * BATCH, tmp_path, fit=False)
+    assert accuracies[0] == accuracies[1] == trainer.callback_metrics["train/acc"], algo
     assert rank0.keys() == rank1.keys() == single.keys()
     for name, w in single.items():
         assert torch.equal(rank0[name], rank1[name]), f"{algo}: {name} differs between ranks"

@@ -16,6 +16,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from tests.test_ddp import fit_weights, run_config
 from tpbench.algorithms.loss_watch import LossWatch
+from tpbench.algorithms.sample_mean import SampleMean
+from tpbench.algorithms.tasks import make_task
 from tpbench.benchmark import LiveTensorBytes, measure, table
 from tpbench.errors import ConfigError
 from tpbench.train import build, train
@@ -73,6 +75,28 @@ def test_loss_watch_sums_on_the_device_and_reads_each_copy_one_poll_later():
     for loss in (2.0, 3.0):
         watch.add(torch.tensor(loss))
     assert watch.epoch_end("next epoch") == (2.5, None)  # each epoch: a fresh sum and its mean
+
+
+def test_sample_mean_is_the_epochs_accuracy_and_error_over_every_rank():
+    """Σ s_n / Σ N over the epoch's batches (unequal sizes weigh by their samples), summed over
+    ranks by the reducer, NaN when empty, fresh after each read."""
+    classes, recon = make_task("classification"), make_task("reconstruction")
+    accuracy, error = SampleMean(), SampleMean()
+    outs = [torch.randn(n, 10) for n in (7, 3)]
+    labels = [torch.randint(0, 10, (n,)) for n in (7, 3)]
+    for out, y in zip(outs, labels):
+        accuracy.add(classes.sample_scores(out, y))
+        error.add(recon.sample_scores(out, out + 1))  # ½‖1‖² = 5 for each sample
+    out, y = torch.cat(outs), torch.cat(labels)
+    assert accuracy.pop() == (out.argmax(1) == y).float().mean()
+    assert torch.isclose(error.pop(), torch.tensor(5.0))
+    assert accuracy.pop().isnan()
+    accuracy.add(torch.tensor([True, False, False, False]))  # rank 0: 1 of 4
+
+    def other_rank(totals):  # rank 1 saw 6 of 6: Σ = (1 + 6) / (4 + 6)
+        totals.add_(torch.tensor([6, 6]))
+
+    assert accuracy.pop(other_rank) == torch.tensor(0.7)
 
 
 def test_epoch_loss_is_logged_once_per_epoch(make_cfg, tmp_path):

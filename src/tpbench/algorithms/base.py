@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torchmetrics import MaxMetric, MinMetric
 
 from tpbench.algorithms.loss_watch import LossWatch
+from tpbench.algorithms.sample_mean import SampleMean
 from tpbench.algorithms.tasks import make_task
 from tpbench.distributed import check_strategy, plain_backward, rank_reducer
 from tpbench.errors import ConfigError, DivergedError
@@ -69,11 +70,8 @@ class LearningRule(L.LightningModule):
         self.nan_check_every = nan_check_every
         self.num_classes = num_classes or net.out_shape[-1]
         self.task = make_task(task)  # classification | reconstruction (tpbench.algorithms.tasks)
-        # keyed "<phase>_acc": ModuleDict keys may not shadow Module methods such as train();
-        # accuracy for classification, the mean reconstruction error for reconstruction
-        self.accuracy = nn.ModuleDict(
-            {f"{p}_acc": self.task.metric(self.num_classes) for p in PHASES}
-        )
+        # per phase, the epoch's accuracy (classification) or mean reconstruction error
+        self.sample_means = {phase: SampleMean() for phase in PHASES}
         self.val_acc_best, self.val_err_best = MaxMetric(), MinMetric()
         for best in (self.val_acc_best, self.val_err_best):
             best.persistent(True)  # in checkpoints: a resumed run keeps its best-so-far
@@ -193,7 +191,7 @@ class LearningRule(L.LightningModule):
         x, y = batch
         y = self.task.target(x, y)
         logits, loss = self.train_step(x, y)
-        self.task.update(self.accuracy["train_acc"], logits.detach(), y)
+        self.sample_means["train"].add(self.task.sample_scores(logits.detach(), y))
         self.loss_watch.add(loss)  # the epoch's mean is logged at its end (no per-step self.log)
         if self.trainer._logger_connector.should_update_logs:  # a step the loggers write
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False)
@@ -254,7 +252,7 @@ class LearningRule(L.LightningModule):
         x, y = batch
         y = self.task.target(x, y)
         logits = self(x)
-        self.task.update(self.accuracy[f"{phase}_acc"], logits, y)
+        self.sample_means[phase].add(self.task.sample_scores(logits, y))
         self.log(f"{phase}/loss", self.task_loss(logits, y), on_epoch=True, sync_dist=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -266,8 +264,7 @@ class LearningRule(L.LightningModule):
     def _scores(self, phase: str) -> dict[str, Tensor]:
         """{phase/acc, phase/err} (classification) or {phase/err} (reconstruction error) of the
         epoch, then the metric is reset."""
-        value = self.accuracy[f"{phase}_acc"].compute()
-        self.accuracy[f"{phase}_acc"].reset()
+        value = self.sample_means[phase].pop(rank_reducer(self.trainer.strategy))
         return {f"{phase}/{k}": v for k, v in self.task.scores(value).items()}
 
     def on_validation_epoch_end(self) -> None:
