@@ -21,12 +21,19 @@ from tpbench.runs.storage import FAIL_REASON, RUN_DIR
 FIELDS = ["epoch", "step", "train/err", "val/err", "val/err_best", "test/err"]
 
 
-def write_run(run_dir: Path, algo: str, errors: list[float], log: str, test: float | None) -> None:
+def write_run(
+    run_dir: Path,
+    algo: str,
+    errors: list[float],
+    log: str,
+    test: float | None,
+    net: str = "bartunov_mnist_fc",
+) -> None:
     """A run as train.py leaves it: .hydra/{config,hydra}.yaml, csv/metrics.csv, train.log."""
     schedule = {"schedule": "alternating" if algo.endswith("_alt") else "parallel"}
     cfg = {"algo": {"_target_": "x.Rule", **(schedule if "dtp" in algo else {})},
            "logger": {"csv": {"_target_": "lightning.pytorch.loggers.CSVLogger"}}}  # fmt: skip
-    choices = {"data": "mnist", "net": "bartunov_mnist_fc", "algo": algo}
+    choices = {"data": "mnist", "net": net, "algo": algo}
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(cfg), run_dir / ".hydra" / "config.yaml")
     OmegaConf.save({"hydra": {"runtime": {"choices": choices}}}, run_dir / ".hydra" / "hydra.yaml")
@@ -155,11 +162,17 @@ def test_fwdtp_table_csv_is_complete_and_consistent():
 
 
 def test_report_shows_what_docs_results_measured_for_the_fwdtp_rows(tmp_path):
-    write_run(tmp_path / "r", "fwdtp_bn", [0.3, 0.03], "[tpbench][INFO] - Done in 1.0s", 0.03)
-    hydra_yaml = tmp_path / "r" / ".hydra" / "hydra.yaml"
-    OmegaConf.save(OmegaConf.merge(OmegaConf.load(hydra_yaml), {"hydra": {"runtime": {
-        "choices": {"net": "fwdtp_mnist_fc"}}}}), hydra_yaml)  # fmt: skip
+    done = "[tpbench][INFO] - Done in 1.0s"
+    write_run(tmp_path / "r", "fwdtp_bn", [0.3, 0.03], done, 0.03, net="fwdtp_mnist_fc")
     text = report(tmp_path, wandb=False)[2].read_text()
     row = next(line for line in text.splitlines() if "| fwdtp_bn |" in line)
     measured = MEASURED_HERE[("mnist", "fwdtp_mnist_fc", "fwdtp_bn")]
     assert row.endswith(f"| 2.76 | FW-DTP 2023 | {measured} |")
+
+
+def test_report_compares_biotorch_lenet_runs_with_its_benchmark(tmp_path):
+    done = "[tpbench][INFO] - Done in 1.0s"
+    write_run(tmp_path / "r", "fa", [0.3, 0.02], done, 0.016, net="lenet_biotorch")
+    text = report(tmp_path, wandb=False)[2].read_text()
+    row = next(line for line in text.splitlines() if "| fa |" in line)
+    assert "| 1.70 | biotorch |" in row

@@ -2,7 +2,8 @@
 
 rule is the algo config name, with `_alt` for Bartunov's alternating schedule (see
 `tpbench.report.rule_label`). Sources: Bartunov et al. 2018 Tables 1-2, the FW-DTP poster
-(Shibuya et al. 2023, the 0.5M / 6.3M-parameter rows) and Ernoult et al. 2022.
+(Shibuya et al. 2023, the 0.5M / 6.3M-parameter rows), Ernoult et al. 2022 and biotorch's
+LeNet benchmarks (jsalbert/biotorch@74fad0d, Benchmarks.md:8-15).
 
 The FW-DTP poster's table lives in docs/results/fwdtp_table.csv, one row per (dataset, row) with
 the poster's mean and sd next to what tpbench measured (seeds, mean, sd) and how the row's values
@@ -19,6 +20,7 @@ from pathlib import Path
 BARTUNOV = "Bartunov 2018"
 FWDTP = "FW-DTP 2023"
 ERNOULT = "Ernoult 2022"
+BIOTORCH = "biotorch"
 
 _BARTUNOV_RULES = ("dtp", "dtp_alt", "sdtp", "sdtp_alt", "aosdtp", "aosdtp_alt", "fa", "dfa", "bp")
 # Table 1 test errors, columns in _BARTUNOV_RULES order
@@ -47,6 +49,12 @@ _TABLE1 = {
         44.41,
         32.41,
     ),
+}
+# biotorch's MNIST and Fashion-MNIST benchmark, LeNet (tpbench's net=lenet_biotorch), test errors
+_BIOTORCH_RULES = ("bp", "fa", "usf", "brsf", "frsf", "dfa")
+_BIOTORCH = {
+    "mnist": (0.91, 1.7, 0.94, 0.91, 0.97, 1.61),
+    "fmnist": (9.2, 13.06, 9.69, 10.02, 9.61, 12.81),
 }
 FWDTP_CSV = Path(__file__).resolve().parents[2] / "docs" / "results" / "fwdtp_table.csv"
 # the poster's 0.5M-parameter net on MNIST and F-MNIST, 6.3M on CIFAR
@@ -86,6 +94,10 @@ def _build() -> dict[tuple[str, str, str], tuple[float, str]]:
         if row["poster_mean"]:
             key = (row["dataset"], FWDTP_NETS[row["dataset"]], row["row"])
             table[key] = (float(row["poster_mean"]), FWDTP)
+    for data, errors in _BIOTORCH.items():
+        table.update(
+            {(data, "lenet_biotorch", r): (e, BIOTORCH) for r, e in zip(_BIOTORCH_RULES, errors)}
+        )
     table[("mnist", "bartunov_mnist_conv", "bp")] = (1.01, BARTUNOV)
     table[("cifar10", "bartunov_cifar_conv", "bp")] = (31.87, BARTUNOV)
     # Table 2, ImageNet top-1 (the paper trains on 224x224 ImageNet; tpbench on ImageNet32)
