@@ -79,7 +79,7 @@ def test_loss_watch_sums_on_the_device_and_reads_each_copy_one_poll_later():
 
 def test_sample_mean_is_the_epochs_accuracy_and_error_over_every_rank():
     """Σ s_n / Σ N over the epoch's batches (unequal sizes weigh by their samples), summed over
-    ranks by the reducer, NaN when empty, fresh after each read."""
+    ranks by the reducer (also from a rank without samples), NaN when empty, fresh after a read."""
     classes, recon = make_task("classification"), make_task("reconstruction")
     accuracy, error = SampleMean(), SampleMean()
     outs = [torch.randn(n, 10) for n in (7, 3)]
@@ -97,6 +97,7 @@ def test_sample_mean_is_the_epochs_accuracy_and_error_over_every_rank():
         totals.add_(torch.tensor([6, 6]))
 
     assert accuracy.pop(other_rank) == torch.tensor(0.7)
+    assert accuracy.pop(other_rank) == 1.0  # a rank that saw no sample still joins the sum
 
 
 def test_epoch_loss_is_logged_once_per_epoch(make_cfg, tmp_path):

@@ -264,7 +264,7 @@ class LearningRule(L.LightningModule):
     def _scores(self, phase: str) -> dict[str, Tensor]:
         """{phase/acc, phase/err} (classification) or {phase/err} (reconstruction error) of the
         epoch, then the metric is reset."""
-        value = self.sample_means[phase].pop(rank_reducer(self.trainer.strategy))
+        value = self.sample_means[phase].pop(rank_reducer(self.trainer.strategy), self.device)
         return {f"{phase}/{k}": v for k, v in self.task.scores(value).items()}
 
     def on_validation_epoch_end(self) -> None:

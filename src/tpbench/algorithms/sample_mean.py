@@ -30,14 +30,15 @@ class SampleMean:
             self.total.add_(step_total)
         self.count += scores.numel()
 
-    def pop(self, reduce: Callable[[Tensor], None] | None = None) -> Tensor:
-        """The mean so far (NaN when nothing was added), summed over ranks by `reduce` (in place);
-        then empty again."""
-        if self.total is None:
-            return torch.tensor(float("nan"))
-        count = torch.full((), self.count, dtype=self.total.dtype, device=self.total.device)
-        totals = torch.stack((self.total, count))  # int64 for accuracy: exact at any size
+    def pop(
+        self, reduce: Callable[[Tensor], None] | None = None, device: torch.device | str = "cpu"
+    ) -> Tensor:
+        """The mean so far, summed over ranks by `reduce` (in place; every rank joins it, also one
+        that saw no sample); NaN when no sample was seen. Then empty again. The sums are float32:
+        counts are exact up to 2^24 samples an epoch."""
+        total = torch.zeros((), device=device) if self.total is None else self.total.float()
+        totals = torch.stack((total, torch.full((), float(self.count), device=total.device)))
         if reduce is not None:
             reduce(totals)
         self.total, self.count = None, 0
-        return (totals[0] / totals[1]).float()
+        return totals[0] / totals[1]  # 0 / 0 = NaN
