@@ -1,9 +1,9 @@
 """An epoch's mean of a per-sample score (accuracy, reconstruction error), kept on the device.
 
-Each step adds Σ_n s_n with one device op and counts N on the host; the epoch's end reads the
-mean once, Σ s / Σ N over every DDP rank. It replaces torchmetrics' accuracy on the training
-step's hot path: inside the fit loop its update took ~0.23 ms beside BP's 7 ms MNIST FC step,
-this one ~0.11 ms (docs/benchmarks.md).
+Each step adds Σ_n s_n on the device (no host read) and counts N on the host; the epoch's end
+reads the mean once, Σ s / Σ N over every DDP rank. It replaces torchmetrics' accuracy on the
+training step's hot path: inside the fit loop its update took ~0.23 ms beside BP's 7 ms MNIST FC
+step, this one ~0.11 ms (docs/benchmarks.md).
 """
 
 from __future__ import annotations
