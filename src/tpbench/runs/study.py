@@ -98,7 +98,10 @@ def requeue_interrupted(study: optuna.Study, metric: str) -> int:
         study.tell(frozen.number, state=TrialState.FAIL)
         attrs = {RESUMES: frozen.number} | ({RUN_DIR: run_dir} if run_dir else {})
         study.enqueue_trial(frozen.params, user_attrs=attrs, skip_if_exists=False)
-        log.warning("Trial %d was left running by a killed sweep; re-running it", frozen.number)
+        log.warning(
+            "Trial %d was left running by a killed sweep; re-queued to resume from last.ckpt",
+            frozen.number,
+        )
         requeued += 1
     return requeued
 
