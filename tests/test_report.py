@@ -14,7 +14,7 @@ from tpbench.cli import main
 from tpbench.errors import InputError
 from tpbench.paper_results import MEASURED_HERE, fwdtp_table
 from tpbench.report import report
-from tpbench.report_grid import cells
+from tpbench.report_grid import cells, panel_title
 from tpbench.runs.reader import read_runs, rule_label
 from tpbench.runs.storage import FAIL_REASON, RUN_DIR
 
@@ -130,11 +130,14 @@ def test_grid_shows_each_configuration_with_pruned_and_failed_cells(tmp_path):
         set_config(tmp_path / name, algo__optimizer__lr=lr, algo__top_target__beta=beta)
     (tmp_path / "c" / "run.yaml").write_text("state: pruned\nreason: after 1 training epoch\n")
     runs = read_runs(tmp_path)
-    assert cells(runs, "algo.optimizer.lr", "algo.top_target.beta") == {
+    table = cells(runs, "algo.optimizer.lr", "algo.top_target.beta")
+    assert table == {
         (0.1, 0.01): (5.0, "complete", 2),
         (1.0, 0.01): (60.0, "pruned", 1),
         (1.0, 0.04): (90.0, "failed", 1),
     }
+    title = panel_title("mnist, fwdtp", runs, table, "algo.optimizer.lr", "algo.top_target.beta")
+    assert title == "mnist, fwdtp\n4 runs in 3 cells, 1 pruned"
     paths = report(tmp_path, wandb=False, grid=("algo.optimizer.lr", "algo.top_target.beta"))
     (grid,) = [p for p in paths if p.name == "grid.png"]
     assert grid.stat().st_size > 10_000

@@ -6,10 +6,11 @@ against DTP over the forward learning rate and the output step:
 
     tpbench report logs/fwdtp_search --grid algo.optimizer.lr algo.top_target.beta
 
-Each cell is one configuration (the lowest error where several runs share it, e.g. seeds): its
-best validation error in %, on a logarithmic colour scale from the best cell to chance level.
-A pruned trial's cell holds its best error when it was stopped, hatched, with the number of
-training epochs it ran; a failed one is a grey ×; a configuration without a run is blank.
+Each cell is one (X, Y) (the lowest error where several runs share it: seeds, or the values of
+a third searched hyper-parameter, e.g. the feedback learning rate): its best validation error in
+%, on a logarithmic colour scale from the best cell to chance level. A pruned trial's cell holds
+its best error when it was stopped, hatched, with the number of training epochs it ran; a failed
+one is a grey ×; a configuration without a run is blank.
 """
 
 from __future__ import annotations
@@ -38,18 +39,37 @@ def value_of(run: Run, key: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+def grid_point(run: Run, x_key: str, y_key: str) -> tuple[float, float] | None:
+    """(x, y) of a finished, pruned or failed run that sets both keys; None for any other run."""
+    x, y = value_of(run, x_key), value_of(run, y_key)
+    if x is None or y is None or run.state not in ("complete", "pruned", "failed"):
+        return None
+    return x, y
+
+
 def cells(runs: list[Run], x_key: str, y_key: str) -> dict[tuple[float, float], Cell]:
-    """(x, y) -> the cell of the configuration's best finished, pruned or failed run."""
+    """(x, y) -> the cell of the best of the runs there (other seeds, or other values of a third
+    searched hyper-parameter such as the feedback learning rate)."""
     table: dict[tuple[float, float], Cell] = {}
     for run in runs:
-        x, y = value_of(run, x_key), value_of(run, y_key)
-        if x is None or y is None or run.state not in ("complete", "pruned", "failed"):
+        point = grid_point(run, x_key, y_key)
+        if point is None:
             continue
         error = 100 * run.val_err if math.isfinite(run.val_err) else math.inf
         cell = (error, run.state, len(run.curves.get("val/err", {})))
-        if (x, y) not in table or cell[0] < table[(x, y)][0]:
-            table[(x, y)] = cell
+        if point not in table or cell[0] < table[point][0]:
+            table[point] = cell
     return table
+
+
+def panel_title(name: str, runs: list[Run], table: dict, x_key: str, y_key: str) -> str:
+    """'<data, rule>' over '<n> configurations, <p> pruned', or '<r> runs in <n> cells, ...' where
+    some cells hold the best of several runs."""
+    placed = sum(grid_point(run, x_key, y_key) is not None for run in runs)
+    pruned = sum(state == "pruned" for _, state, _ in table.values())
+    cells_ = len(table)
+    counted = f"{cells_} configurations" if placed == cells_ else f"{placed} runs in {cells_} cells"
+    return f"{name}\n{counted}, {pruned} pruned"
 
 
 def _draw_panel(ax, table: dict, xs: list, ys: list, norm: LogNorm) -> matplotlib.image.AxesImage:
@@ -92,13 +112,15 @@ def plot_grid(runs: list[Run], x_key: str, y_key: str, path: Path, chance: float
     )  # fmt: skip
     for ax, (name, table) in zip(axes[0], tables.items()):
         image = _draw_panel(ax, table, xs, ys, norm)
-        pruned = sum(state == "pruned" for _, state, _ in table.values())
-        ax.set_title(f"{name}\n{len(table)} configurations, {pruned} pruned", fontsize=9)
+        ax.set_title(panel_title(name, panels[name], table, x_key, y_key), fontsize=9)
         ax.set_xlabel(x_key, fontsize=8)
     axes[0, 0].set_ylabel(y_key, fontsize=8)
     bar = fig.colorbar(image, ax=axes[0, -1], label="best validation error (%)", shrink=0.9)
     ticks = [norm.vmin, *(t for t in (2, 3, 5, 10, 20, 30, 50, 90) if norm.vmin * 1.3 < t)]
     bar.set_ticks(ticks, labels=[f"{t:.3g}" for t in ticks], minor=False)
     bar.ax.minorticks_off()
-    fig.suptitle("Sensitivity to two hyper-parameters (hatched: pruned, with its epochs)")
+    fig.suptitle(
+        "Sensitivity to two hyper-parameters"
+        " (a cell: the best of its runs; hatched: pruned, with its epochs)"
+    )
     save_figure(fig, path, dpi=130)
