@@ -120,7 +120,8 @@ def plot_grid(runs: list[Run], x_key: str, y_key: str, path: Path, chance: float
     bar.set_ticks(ticks, labels=[f"{t:.3g}" for t in ticks], minor=False)
     bar.ax.minorticks_off()
     fig.suptitle(
-        "Sensitivity to two hyper-parameters"
-        " (a cell: the best of its runs; hatched: pruned, with its epochs)"
+        "Sensitivity to two hyper-parameters\n"
+        "(a cell: the best of its runs; hatched: pruned, with its epochs)",
+        fontsize=10,
     )
     save_figure(fig, path, dpi=130)
