@@ -67,8 +67,10 @@ def panel_title(name: str, runs: list[Run], table: dict, x_key: str, y_key: str)
     some cells hold the best of several runs."""
     placed = sum(grid_point(run, x_key, y_key) is not None for run in runs)
     pruned = sum(state == "pruned" for _, state, _ in table.values())
-    cells_ = len(table)
-    counted = f"{cells_} configurations" if placed == cells_ else f"{placed} runs in {cells_} cells"
+    n_cells = len(table)
+    counted = (
+        f"{n_cells} configurations" if placed == n_cells else f"{placed} runs in {n_cells} cells"
+    )
     return f"{name}\n{counted}, {pruned} pruned"
 
 
