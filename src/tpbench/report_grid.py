@@ -62,7 +62,9 @@ def cells(runs: list[Run], x_key: str, y_key: str) -> dict[tuple[float, float], 
     return table
 
 
-def panel_title(name: str, runs: list[Run], table: dict, x_key: str, y_key: str) -> str:
+def panel_title(
+    name: str, runs: list[Run], table: dict[tuple[float, float], Cell], x_key: str, y_key: str
+) -> str:
     """'<data, rule>' over '<n> configurations, <p> pruned', or '<r> runs in <n> cells, ...' where
     some cells hold the best of several runs."""
     placed = sum(grid_point(run, x_key, y_key) is not None for run in runs)
