@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shibuya et al. 2023 (FW-DTP poster), results table, found by search: per dataset and row, a
 # search over the grid the authors published (hparams_search/fwdtp_grid: forward lr x stepsize;
-# fwdtp_grid_feedback adds the feedback lr for rows that learn their feedback), selected on the
+# fwdtp_grid_feedback adds the feedback lr for rows that learn their feedback, fwdtp_grid_drl
+# a 1/σ² larger one for DRL and L-DRL, whose losses scale with σ²), selected on the
 # authors' split (the last 5,000 training images), trials pruned by Hyperband; then SEEDS runs of
 # the row's preset at its full budget (100 epochs) with the best values; then the reports, with
 # the sensitivity grid (validation error over lr x stepsize, one panel per row).
@@ -23,6 +24,7 @@ for data in ${DATASETS:-mnist fmnist}; do
   for row in ${ROWS:-fwdtp_bn fwdtp dtp dtp_bn drl ldrl}; do
     case $row in
       fwdtp*) space=fwdtp_grid warmup=0 trials=${TRIALS:-64} ;;
+      drl | ldrl) space=fwdtp_grid_drl warmup=5 trials=${TRIALS:-60} ;;
       *) space=fwdtp_grid_feedback warmup=5 trials=${TRIALS:-60} ;;
     esac
     search=$out/search/${data}_${row}
