@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Shibuya et al. 2023 (FW-DTP poster), results table, found by search: per dataset and row, a
 # search over the grid the authors published (hparams_search/fwdtp_grid: forward lr x stepsize;
-# fwdtp_grid_feedback adds the feedback lr for rows that learn their feedback, fwdtp_grid_drl
-# a 1/σ² larger one for DRL and L-DRL, whose losses scale with σ²), selected on the
-# authors' split (the last 5,000 training images), trials pruned by Hyperband; then SEEDS runs of
-# the row's preset at its full budget (100 epochs) with the best values; then the reports, with
+# fwdtp_grid_feedback adds the feedback lr for rows that learn their feedback; fwdtp_grid_drl a
+# 1/σ² larger one for L-DRL, whose loss scales with σ²; the authors' DRL searches fwdtp_grid at
+# the code's feedback lr, which its clean target makes irrelevant: docs/results.md), selected on
+# the authors' split (the last 5,000 training images), trials pruned by Hyperband; then SEEDS runs
+# of the row's preset at its full budget (100 epochs) with the best values; then the reports, with
 # the sensitivity grid (validation error over lr x stepsize, one panel per row).
 #   sweeps/fwdtp_search.sh data.data_dir=../shared/data
 #   ROWS="fwdtp_bn dtp" DATASETS=mnist JOBS=2 sweeps/fwdtp_search.sh data.data_dir=../shared/data
 # ROWS (fwdtp_bn fwdtp dtp dtp_bn drl ldrl), DATASETS (mnist fmnist), SEARCH_EPOCHS (10 training
 # epochs per trial, after the presets' 5 feedback-only epochs where a row has them), TRIALS (all
-# 64 grid points; 60 of the 320 with learned feedback), PRUNER (hyperband; none for the plain
+# 64 grid points, DRL too; 60 of the 320 with learned feedback), PRUNER (hyperband; none for the plain
 # grid), JOBS (trials at once, one torch thread each) and SEEDS (1,2,3) change the campaign.
 # Everything lands in logs/fwdtp_search/ and continues where it stopped when run again.
 source "$(dirname "$0")/lib.sh"
@@ -24,7 +25,8 @@ for data in ${DATASETS:-mnist fmnist}; do
   for row in ${ROWS:-fwdtp_bn fwdtp dtp dtp_bn drl ldrl}; do
     case $row in
       fwdtp*) space=fwdtp_grid warmup=0 trials=${TRIALS:-64} ;;
-      drl | ldrl) space=fwdtp_grid_drl warmup=5 trials=${TRIALS:-60} ;;
+      drl) space=fwdtp_grid warmup=5 trials=${TRIALS:-64} ;;
+      ldrl) space=fwdtp_grid_drl warmup=5 trials=${TRIALS:-60} ;;
       *) space=fwdtp_grid_feedback warmup=5 trials=${TRIALS:-60} ;;
     esac
     search=$out/search/${data}_${row}
