@@ -9,7 +9,7 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF
+from tests.conftest import CONF, compose_train
 from tpbench.cli import main
 from tpbench.errors import InputError
 from tpbench.paper_results import MEASURED_HERE, fwdtp_table
@@ -99,6 +99,15 @@ def test_rule_label_marks_the_alternating_schedule():
     cfg.algo.schedule._target_ = "tpbench.algorithms.target_propagation.schedules.Parallel"
     assert rule_label(cfg, OmegaConf.create({"algo": "dtp"})) == "dtp"
     assert rule_label(OmegaConf.create({"algo": {"_target_": "a.FA"}}), {"algo": "fa"}) == "fa"
+
+
+@pytest.mark.parametrize(("preset", "rule"), [
+    ("fwdtp_mnist_fc_dtp", "dtp"), ("fwdtp_mnist_fc_ldrl", "ldrl"), ("fwdtp_mnist_fc_drl", "drl"),
+    ("meulemans_mnist_fc_drl", "drl"), ("bartunov_mnist_fc_dtp_alt", "dtp_alt"),
+])  # fmt: skip
+def test_presets_that_build_drl_from_dtp_are_reported_as_drl(preset, rule):
+    cfg = compose_train([f"experiment={preset}"], hydra_config=True)
+    assert rule_label(cfg, cfg.hydra.runtime.choices) == rule  # not merged with DTP's runs
 
 
 def test_cli_report_by_a_config_value(sweep, tmp_path):

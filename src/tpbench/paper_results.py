@@ -1,9 +1,9 @@
 """The papers' test errors (%), keyed by (data, net, rule) as tpbench names them, for `report`.
 
-rule is the algo config name, with `_alt` for Bartunov's alternating schedule (see
-`tpbench.report.rule_label`). Sources: Bartunov et al. 2018 Tables 1-2, the FW-DTP poster
-(Shibuya et al. 2023, the 0.5M / 6.3M-parameter rows), Ernoult et al. 2022 and biotorch's
-LeNet benchmarks (jsalbert/biotorch@74fad0d, Benchmarks.md:8-15).
+rule is the algo config name, with `_alt` for Bartunov's alternating schedule, and drl / ldrl for
+DTP with those inverse losses (see `tpbench.runs.reader.rule_label`). Sources: Bartunov et al.
+2018 Tables 1-2, the FW-DTP poster (Shibuya et al. 2023, the 0.5M / 6.3M-parameter rows), Ernoult
+et al. 2022 and biotorch's LeNet benchmarks (jsalbert/biotorch@74fad0d, Benchmarks.md:8-15).
 
 The FW-DTP poster's table lives in docs/results/fwdtp_table.csv, one row per (dataset, row) with
 the poster's mean and sd next to what tpbench measured (seeds, mean, sd) and how the row's values

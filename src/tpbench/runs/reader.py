@@ -27,6 +27,9 @@ RUN_STATES = {
     "interrupted": "interrupted",
     "pruned": "pruned",
 }
+# DTP with another inverse loss is that loss's rule (the FW-DTP authors build their DRL and L-DRL
+# rows so: algo=dtp, algo/inverse_loss=drl_clean or ldrl)
+RULE_OF_INVERSE_LOSS = {"ldrl": "ldrl", "drl": "drl", "drl_clean": "drl"}
 HIDDEN_OVERRIDES = (
     "paths.",
     "hydra.",
@@ -78,8 +81,11 @@ class Run:
 
 
 def rule_label(cfg: DictConfig, choices: dict) -> str:
-    """The algo config name, `_alt` for the alternating schedule (dtp, dtp_alt, fa, ...)."""
+    """The algo config name, `_alt` for the alternating schedule (dtp, dtp_alt, fa, ...); DTP
+    with the DRL or L-DRL inverse loss is drl or ldrl (RULE_OF_INVERSE_LOSS)."""
     algo = choices.get("algo") or str(cfg.algo._target_).rsplit(".", 1)[-1].lower()
+    if algo.removesuffix("_alt") == "dtp":
+        algo = RULE_OF_INVERSE_LOSS.get(choices.get("algo/inverse_loss"), algo)
     schedule = OmegaConf.select(cfg, "algo.schedule._target_", throw_on_resolution_failure=False)
     if schedule is None:
         return algo
