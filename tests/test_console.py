@@ -27,10 +27,13 @@ def test_the_bar_counts_epochs_from_one(epoch, shown):
         ("usf", "uSF"),
         ("brsf", "brSF"),
         ("bp", "Backprop"),
+        ("dtp", "DTP (NoisePreserving feedback loss)"),
+        ("ldrl", "LDRL"),
+        ("fwdtp", "FWDTP"),
     ],
 )
 def test_the_build_line_names_the_rule(make_cfg, algo, name):
-    _, rule, _ = build(make_cfg([f"algo={algo}", "net.hidden=[8]"]))
+    _, rule, _ = build(make_cfg([f"algo={algo}", "net.hidden=[8,8]"]))
     assert rule.display_name == name
 
 

@@ -81,6 +81,14 @@ class TargetPropagation(LearningRule):
         self._fb_sum: Tensor | None = None
         self._fb_count: Tensor | None = None
 
+    @property
+    def display_name(self) -> str:
+        """The class and its feedback loss where they differ, e.g. DTP (LDRL feedback loss): the
+        FW-DTP authors' L-DRL and DRL are DTP with another loss."""
+        name = type(self).__name__
+        loss = type(self.inverse_loss).__name__ if self.inverse_loss is not None else name
+        return name if loss == name else f"{name} ({loss} feedback loss)"
+
     def _check_feedback(self, has_optimizer: bool) -> None:
         """Learned feedback needs an inverse loss and an optimizer; fixed feedback neither."""
         learned = self.feedback_map.learned
