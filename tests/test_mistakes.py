@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -242,6 +243,12 @@ STOPS = [
 ]  # fmt: skip
 
 
+def default_ctrl_c() -> None:
+    """In the child before exec: a background job (`make test &`) ignores SIGINT, and Python
+    started that way would too; Ctrl-C must raise KeyboardInterrupt as in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("args", "env", "code", "words"), [s[1:] for s in STOPS],
                          ids=[s[0] for s in STOPS])  # fmt: skip
 def test_run_ends_as_said(tmp_path, args, env, code, words):
@@ -252,7 +259,7 @@ def test_run_ends_as_said(tmp_path, args, env, code, words):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")} | env
     result = subprocess.run(
         [sys.executable, "train.py", *bar_on, f"paths.log_dir={tmp_path}", *args], cwd=ROOT,
-        env=environment, capture_output=True, text=True, timeout=300,
+        env=environment, capture_output=True, text=True, timeout=300, preexec_fn=default_ctrl_c,
     )  # fmt: skip
     assert result.returncode == code, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "Run history" not in result.stderr
