@@ -11,8 +11,8 @@
 #   ROWS="fwdtp_bn dtp" DATASETS=mnist JOBS=2 sweeps/fwdtp_search.sh data.data_dir=../shared/data
 # ROWS (fwdtp_bn fwdtp dtp dtp_bn drl ldrl), DATASETS (mnist fmnist), SEARCH_EPOCHS (10 training
 # epochs per trial, after the presets' 5 feedback-only epochs where a row has them), TRIALS (all
-# 64 grid points, DRL too; 60 of the 320 with learned feedback), PRUNER (hyperband; none for the plain
-# grid), JOBS (trials at once, one torch thread each) and SEEDS (1,2,3) change the campaign.
+# 64 grid points, DRL too; 60 of the 320 with learned feedback), PRUNER (hyperband; none for the
+# plain grid), JOBS (trials at once, one torch thread each) and SEEDS (1,2,3) change the campaign.
 # Everything lands in logs/fwdtp_search/ and continues where it stopped when run again.
 source "$(dirname "$0")/lib.sh"
 out=${OUT:-logs/fwdtp_search}
