@@ -13,9 +13,9 @@ from tests.conftest import CONF, compose_train
 from tpbench.cli import main
 from tpbench.errors import InputError
 from tpbench.paper_results import MEASURED_HERE, fwdtp_table
-from tpbench.report import report
+from tpbench.report import group, report
 from tpbench.report_grid import cells, panel_title
-from tpbench.runs.reader import read_runs, rule_label
+from tpbench.runs.reader import label_order, read_runs, rule_label
 from tpbench.runs.storage import FAIL_REASON, RUN_DIR
 
 FIELDS = ["epoch", "step", "train/err", "val/err", "val/err_best", "test/err"]
@@ -117,6 +117,18 @@ def test_cli_report_by_a_config_value(sweep, tmp_path):
     empty.mkdir()
     with pytest.raises(SystemExit, match="1"):
         main(["report", str(empty)])
+
+
+def test_report_orders_a_numeric_by_value_as_a_number(tmp_path):
+    for lr in (1, 3, 10, 30, 100):
+        write_run(tmp_path / f"lr{lr}", "ldrl", [0.5, 0.1], "[tpbench][INFO] - Done in 1.0s", 0.1)
+        set_config(tmp_path / f"lr{lr}", algo__feedback_optimizer__lr=lr)
+    runs = read_runs(tmp_path, by="algo.feedback_optimizer.lr")
+    (labels,) = group(runs).values()
+    assert [label.rpartition("=")[2] for label in labels] == ["1", "3", "10", "30", "100"]
+    assert sorted(["dtp b=x", "dtp b=2", "bp", "dtp b=10"], key=label_order) == [
+        "bp", "dtp b=2", "dtp b=10", "dtp b=x",
+    ]  # fmt: skip
 
 
 def set_config(run_dir: Path, **values: float) -> None:

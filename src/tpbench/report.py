@@ -34,7 +34,7 @@ from tpbench.errors import InputError
 from tpbench.paper_results import MEASURED_HERE, PAPER_TEST_ERRORS
 from tpbench.report_grid import plot_grid
 from tpbench.report_plots import plot_curves, plot_sensitivity
-from tpbench.runs.reader import Run, read_runs
+from tpbench.runs.reader import Run, label_order, read_runs
 
 log = logging.getLogger(__name__)
 STATES = ("complete", "pruned", "failed", "interrupted", "running")
@@ -43,9 +43,9 @@ STATES = ("complete", "pruned", "failed", "interrupted", "running")
 def group(runs: list[Run]) -> dict[tuple[str, str], dict[str, list[Run]]]:
     """(data, net) -> rule label -> runs."""
     groups: dict = defaultdict(lambda: defaultdict(list))
-    for run in runs:
+    for run in sorted(runs, key=lambda run: label_order(run.label)):
         groups[(run.data, run.net)][run.label].append(run)
-    return {k: dict(sorted(v.items())) for k, v in sorted(groups.items())}
+    return {k: dict(v) for k, v in sorted(groups.items())}
 
 
 def _pct(value: float | None) -> str:
@@ -154,7 +154,7 @@ def report(
 
 def _figures(runs: list[Run], groups, root: Path, grid: tuple[str, str] | None) -> list[Path]:
     """The figures that have something to draw, written into root."""
-    labels = sorted({r.label for r in runs})
+    labels = sorted({r.label for r in runs}, key=label_order)
     cmap = colormaps["tab10" if len(labels) <= 10 else "tab20"]
     colors = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
     figures = [root / "sensitivity.png", root / "curves.png"]

@@ -29,7 +29,7 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from tpbench.errors import InputError  # noqa: E402
 from tpbench.report_plots import save_figure  # noqa: E402
-from tpbench.runs.reader import Run  # noqa: E402
+from tpbench.runs.reader import Run, label_order  # noqa: E402
 
 Cell = tuple[float, str, int]  # (best val err %, state, epochs with a validation error)
 
@@ -100,9 +100,9 @@ def _draw_panel(ax, table: dict, xs: list, ys: list, norm: LogNorm) -> matplotli
 def plot_grid(runs: list[Run], x_key: str, y_key: str, path: Path, chance: float = 90.0) -> None:
     """One panel per (data, rule) with runs on the grid; raises InputError when none has both."""
     panels: dict[str, list[Run]] = defaultdict(list)
-    for run in runs:
+    for run in sorted(runs, key=lambda run: (run.data, label_order(run.label))):
         panels[f"{run.data}, {run.label}"].append(run)
-    tables = {name: cells(group, x_key, y_key) for name, group in sorted(panels.items())}
+    tables = {name: cells(group, x_key, y_key) for name, group in panels.items()}
     tables = {name: table for name, table in tables.items() if table}
     if not tables:
         raise InputError(f"No finished run under the report's directory sets {x_key} and {y_key}.")

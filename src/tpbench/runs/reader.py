@@ -155,6 +155,16 @@ def read_run(config: Path, trials: dict, by: str | None) -> Run:
     return run
 
 
+def label_order(label: str) -> tuple[str, bool, float, str]:
+    """Sort key of a report label: by rule, then by its `--by` value, as a number where it is one
+    (lr=3 before lr=10), else as text."""
+    rule, _, value = label.partition("=")
+    try:
+        return rule, False, float(value), ""
+    except ValueError:
+        return rule, True, 0.0, value
+
+
 def read_runs(root: Path, by: str | None = None) -> list[Run]:
     """Every run under root; `by` (a config key) splits each rule by that key's value."""
     trials = read_trials(root)
