@@ -15,6 +15,7 @@ from tpbench.nets import Conv2d, Dense, LocallyConnected2d, MaxPool
 from tpbench.nets.activations import activation_difference, make_activation
 from tpbench.nets.architectures import conv, fc, lc
 from tpbench.nets.routes import DirectFeedback
+from tpbench.nets.standardize import batch_standardize
 from tpbench.train import train
 
 # the layer-sequence nets (ResNets, LeNet on 32x32 and net=torch: tests/test_resnets.py, ...)
@@ -310,3 +311,18 @@ def test_activation_difference_is_accurate_for_tiny_and_large_steps(name):
         exact = activation(a + d) - activation(a)
         ours = activation_difference(activation, a.float(), d.float()).double()
         assert ((ours - exact).norm() / exact.norm()).item() < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(128, 256), (32, 4, 6, 6)])
+def test_batch_standardize_is_the_authors_formula(shape):
+    """BN(v) = (v − mean_n v) / (std_n v + 1e-12) with the unbiased std (the FW-DTP code's BN):
+    the centred-sums form equals the Tensor.std form in float64, values and vector-Jacobian
+    products."""
+    v = (torch.randn(shape, dtype=torch.float64) * 3 + 1).requires_grad_()
+    ours = batch_standardize(v)
+    theirs = (v - v.mean(0)) / (v.std(0) + 1e-12)
+    probe = torch.randn_like(v)
+    (grad_ours,) = torch.autograd.grad(ours, v, probe)
+    (grad_theirs,) = torch.autograd.grad(theirs, v, probe)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-10, atol=1e-10)
