@@ -27,8 +27,8 @@ EPS = 1e-12
 def batch_standardize(v: Tensor) -> Tensor:
     """(v − mean_n v) / (std_n v + 1e-12); v: (N, *units), n over the global batch under DDP.
 
-    The std from the centred sums, not `Tensor.std(0)`: on a CPU that reduction over the strided
-    batch dimension costs as much as the layer's matrix product (5x these sums, (128, 256))."""
+    The std comes from the centred sums, not from `Tensor.std(0)`, whose reduction over the
+    strided batch dimension is slow on a CPU (4x these sums at (128, 256): docs/benchmarks.md)."""
     over_ranks = all_reduce if is_distributed() else _one_rank
     n = over_ranks(torch.tensor(float(len(v)), device=v.device))  # global batch size
     centred = v - over_ranks(v.sum(0)) / n  # (N, *units)
