@@ -92,6 +92,21 @@ def test_report_reads_trial_states_and_reasons_from_optuna_storage(sweep):
     assert "1 / 0 / 1 / 0 / 1 |" not in text and "| 0 / 1 / 1 / 0 / 1 |" in text
 
 
+def test_report_follows_links_to_sweeps_and_reads_each_run_once(sweep, tmp_path_factory):
+    """A directory of symlinks to sweeps (one report over several studies) is read through the
+    links, with each trial's state from its sweep's storage; a link back up does not loop."""
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{sweep / 'optuna.db'}")
+    pruned = study.ask()
+    pruned.set_user_attr(RUN_DIR, str(sweep / "dtp_0"))
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    links = tmp_path_factory.mktemp("links")
+    (links / "study_a").symlink_to(sweep, target_is_directory=True)
+    (sweep / "back_up").symlink_to(links, target_is_directory=True)
+    states = {run.path.name: run.state for run in read_runs(links)}
+    assert sorted(states) == ["bp_0", "bp_1", "dtp_0", "dtp_1", "dtp_2"]
+    assert states["dtp_0"] == "pruned"
+
+
 def test_rule_label_marks_the_alternating_schedule():
     alternating = {"_target_": "tpbench.algorithms.target_propagation.schedules.Alternating"}
     cfg = OmegaConf.create({"algo": {"_target_": "a.DTP", "schedule": alternating}})

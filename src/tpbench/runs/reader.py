@@ -12,6 +12,7 @@ run's `run.yaml` (tpbench.runs.state), and for runs older than that file, its `t
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def read_trials(root: Path) -> dict[Path, tuple[str, str]]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = {}
-    for path in [*root.rglob("optuna.db"), *root.rglob("optuna.journal")]:
+    for path in [*files_under(root, "optuna.db"), *files_under(root, "optuna.journal")]:
         scheme = "sqlite" if path.suffix == ".db" else "journal"
         storage = make_storage(f"{scheme}:///{path.resolve()}")
         for name in optuna.get_all_study_names(storage):
@@ -168,4 +169,20 @@ def label_order(label: str) -> tuple[str, bool, float, str]:
 def read_runs(root: Path, by: str | None = None) -> list[Run]:
     """Every run under root; `by` (a config key) splits each rule by that key's value."""
     trials = read_trials(root)
-    return [read_run(config, trials, by) for config in sorted(root.rglob(".hydra/config.yaml"))]
+    return [read_run(config, trials, by) for config in files_under(root, ".hydra/config.yaml")]
+
+
+def files_under(root: Path, relative: str) -> list[Path]:
+    """Every `<dir>/<relative>` that is a file, for root and each directory below it, following
+    symlinked directories (a report over links to several sweeps) but reading each real
+    directory once (a link back up would loop)."""
+    seen, found = set(), []
+    for dirpath, dirnames, _ in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames.clear()
+            continue
+        seen.add(real)
+        if (candidate := Path(dirpath) / relative).is_file():
+            found.append(candidate)
+    return sorted(found)
