@@ -116,8 +116,9 @@ class _SumOverRanks(torch.autograd.Function):
 
 
 def differentiable_sum_over_ranks(x: Tensor) -> Tensor:
-    """Σ_r x^(r), with gradients that flow back to every rank's x (like SyncBatchNorm's)."""
-    return _SumOverRanks.apply(x)
+    """Σ_r x^(r), with gradients that flow back to every rank's x (like SyncBatchNorm's); x
+    itself outside DDP."""
+    return _SumOverRanks.apply(x) if is_distributed() else x
 
 
 class GradientSyncDDP(DDPStrategy):

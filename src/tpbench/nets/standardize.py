@@ -19,7 +19,6 @@ import torch
 from torch import Tensor, nn
 
 from tpbench.distributed import differentiable_sum_over_ranks as all_reduce
-from tpbench.distributed import is_distributed
 
 EPS = 1e-12
 
@@ -29,15 +28,10 @@ def batch_standardize(v: Tensor) -> Tensor:
 
     The std comes from the centred sums, not from `Tensor.std(0)`, whose reduction over the
     strided batch dimension is slow on a CPU (4x these sums at (128, 256): docs/benchmarks.md)."""
-    over_ranks = all_reduce if is_distributed() else _one_rank
-    n = over_ranks(torch.tensor(float(len(v)), device=v.device))  # global batch size
-    centred = v - over_ranks(v.sum(0)) / n  # (N, *units)
-    std = (over_ranks((centred * centred).sum(0)) / (n - 1)).sqrt()  # unbiased, as Tensor.std
+    n = all_reduce(torch.tensor(float(len(v)), device=v.device))  # global batch size
+    centred = v - all_reduce(v.sum(0)) / n  # (N, *units)
+    std = (all_reduce((centred * centred).sum(0)) / (n - 1)).sqrt()  # unbiased, as Tensor.std
     return centred / (std + EPS)
-
-
-def _one_rank(total: Tensor) -> Tensor:
-    return total
 
 
 class BatchStandardize(nn.Module):
