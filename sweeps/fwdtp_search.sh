@@ -10,9 +10,10 @@
 #   sweeps/fwdtp_search.sh data.data_dir=../shared/data
 #   ROWS="fwdtp_bn dtp" DATASETS=mnist JOBS=2 sweeps/fwdtp_search.sh data.data_dir=../shared/data
 # ROWS (fwdtp_bn fwdtp dtp dtp_bn drl ldrl), DATASETS (mnist fmnist), SEARCH_EPOCHS (10 training
-# epochs per trial, after the presets' 5 feedback-only epochs where a row has them), TRIALS (all
-# 64 grid points, DRL too; 60 of the 320 with learned feedback), PRUNER (hyperband; none for the
-# plain grid), JOBS (trials at once, one torch thread each) and SEEDS (1,2,3) change the campaign.
+# epochs per trial, after the presets' 5 feedback-only epochs where a row has them), TRIALS (the
+# budgets of the studies in docs/results.md: all 64 grid points for FW-DTP(-BN), 30 random points
+# for DRL and for the 320 of DTP(-BN), 24 of L-DRL's 320), PRUNER (hyperband; none for the plain
+# grid), JOBS (trials at once, one torch thread each) and SEEDS (1,2,3) change the campaign.
 # Everything lands in logs/fwdtp_search/ and continues where it stopped when run again.
 source "$(dirname "$0")/lib.sh"
 out=${OUT:-logs/fwdtp_search}
@@ -25,9 +26,9 @@ for data in ${DATASETS:-mnist fmnist}; do
   for row in ${ROWS:-fwdtp_bn fwdtp dtp dtp_bn drl ldrl}; do
     case $row in
       fwdtp*) space=fwdtp_grid warmup=0 trials=${TRIALS:-64} ;;
-      drl) space=fwdtp_grid warmup=5 trials=${TRIALS:-64} ;;
-      ldrl) space=fwdtp_grid_drl warmup=5 trials=${TRIALS:-60} ;;
-      *) space=fwdtp_grid_feedback warmup=5 trials=${TRIALS:-60} ;;
+      drl) space=fwdtp_grid warmup=5 trials=${TRIALS:-30} ;;
+      ldrl) space=fwdtp_grid_drl warmup=5 trials=${TRIALS:-24} ;;
+      *) space=fwdtp_grid_feedback warmup=5 trials=${TRIALS:-30} ;;
     esac
     search=$out/search/${data}_${row}
     "$PY" train.py -m "hparams_search=$space" "experiment=fwdtp_${data}_fc_${row}" \
