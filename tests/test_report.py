@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import optuna
@@ -198,6 +199,23 @@ def test_fwdtp_table_csv_is_complete_and_consistent():
     poster = {(r["dataset"], r["row"]): r["poster_mean"] for r in rows}
     assert poster[("mnist", "fwdtp")] == poster[("mnist", "fwdtp_bn")] == "2.76"
     assert poster[("cifar100", "ldrl")] == "76.72"
+
+
+FOUND = re.compile(r"found lr (\S+) / stepsize ([\d.e-]+)(?: / feedback lr ([\d.e-]+))?")
+
+
+SEARCHED_ROWS = [row for row in fwdtp_table() if row["search"].startswith("search:")]
+
+
+@pytest.mark.parametrize("row", SEARCHED_ROWS, ids=lambda row: row["preset"])
+def test_fwdtp_presets_carry_the_values_their_csv_row_was_found_with(row):
+    """A row's number was measured with the values its search found; its preset must carry them,
+    or re-running the preset would silently measure something else."""
+    lr, stepsize, feedback_lr = FOUND.search(row["search"]).groups()
+    algo = compose_train([f"experiment={row['preset']}"]).algo
+    assert (algo.optimizer.lr, algo.top_target.beta) == (float(lr), float(stepsize))
+    if feedback_lr is not None:
+        assert algo.feedback_optimizer.lr == float(feedback_lr)
 
 
 def test_report_shows_what_docs_results_measured_for_the_fwdtp_rows(tmp_path):
