@@ -93,15 +93,15 @@ def rule_label(cfg: DictConfig, choices: dict) -> str:
     return algo.removesuffix("_alt") + ("_alt" if schedule.endswith(".Alternating") else "")
 
 
-def read_trials(root: Path) -> dict[Path, tuple[str, str]]:
-    """run dir -> (optuna state, failure reason) from every Optuna storage under root."""
+def read_trials(storages: list[Path]) -> dict[Path, tuple[str, str]]:
+    """run dir -> (optuna state, failure reason) from these Optuna storages (.db or .journal)."""
     import optuna  # slow import, only needed here
 
     from tpbench.runs.storage import FAIL_REASON, INTERRUPTED, RUN_DIR, make_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = {}
-    for path in [*files_under(root, "optuna.db"), *files_under(root, "optuna.journal")]:
+    for path in storages:
         scheme = "sqlite" if path.suffix == ".db" else "journal"
         storage = make_storage(f"{scheme}:///{path.resolve()}")
         for name in optuna.get_all_study_names(storage):
@@ -168,21 +168,23 @@ def label_order(label: str) -> tuple[str, bool, float, str]:
 
 def read_runs(root: Path, by: str | None = None) -> list[Run]:
     """Every run under root; `by` (a config key) splits each rule by that key's value."""
-    trials = read_trials(root)
-    return [read_run(config, trials, by) for config in files_under(root, ".hydra/config.yaml")]
+    found = files_under(root, "optuna.db", "optuna.journal", ".hydra/config.yaml")
+    trials = read_trials([*found["optuna.db"], *found["optuna.journal"]])
+    return [read_run(config, trials, by) for config in found[".hydra/config.yaml"]]
 
 
-def files_under(root: Path, relative: str) -> list[Path]:
-    """Every `<dir>/<relative>` that is a file, for root and each directory below it, following
-    symlinked directories (a report over links to several sweeps) but reading each real
-    directory once (a link back up would loop)."""
-    seen, found = set(), []
+def files_under(root: Path, *relatives: str) -> dict[str, list[Path]]:
+    """relative -> every `<dir>/<relative>` that is a file, for root and each directory below it,
+    in one walk that follows symlinked directories (a report over links to several sweeps) but
+    reads each real directory once (a link back up would loop)."""
+    seen, found = set(), {relative: [] for relative in relatives}
     for dirpath, dirnames, _ in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames.clear()
             continue
         seen.add(real)
-        if (candidate := Path(dirpath) / relative).is_file():
-            found.append(candidate)
-    return sorted(found)
+        for relative, paths in found.items():
+            if (candidate := Path(dirpath) / relative).is_file():
+                paths.append(candidate)
+    return {relative: sorted(paths) for relative, paths in found.items()}
