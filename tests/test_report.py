@@ -201,7 +201,7 @@ def test_fwdtp_table_csv_is_complete_and_consistent():
     assert poster[("cifar100", "ldrl")] == "76.72"
 
 
-FOUND = re.compile(r"found lr (\S+) / stepsize ([\d.e-]+)(?: / feedback lr ([\d.e-]+))?")
+FOUND = re.compile(r"found lr ([\d.e-]+) / stepsize ([\d.e-]+)(?: / feedback lr ([\d.e-]+))?")
 
 
 SEARCHED_ROWS = [row for row in fwdtp_table() if row["search"].startswith("search:")]
