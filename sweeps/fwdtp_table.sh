@@ -2,14 +2,12 @@
 # Shibuya et al. 2023 (FW-DTP poster), results table, as docs/results.md reports it: the MNIST and
 # Fashion-MNIST columns (0.5M-parameter MLP) for BP, DTP, DRL, L-DRL, FW-DTP and the code's BN
 # variants FW-DTP-BN and DTP-BN, each the authors' code recipe (conf/experiment/fwdtp_*); BP,
-# FW-DTP and FW-DTP-BN over 3 seeds, the others over 1 (SEEDS / SEEDS_ONE change them). The MNIST
-# FW-DTP, FW-DTP-BN, DTP, DTP-BN, DRL and L-DRL presets and the Fashion-MNIST FW-DTP, FW-DTP-BN,
-# DTP and DTP-BN presets carry the values found by search (sweeps/fwdtp_search.sh); the issue-12
-# runs of docs/results.md used the authors' lr 0.1 / stepsize 0.04 (and lrb 1e-3), which
-#   DATASETS=mnist ROWS="fwdtp fwdtp_bn dtp drl" sweeps/fwdtp_table.sh algo.optimizer.lr=0.1 algo.top_target.beta=0.04
-#   DATASETS=mnist ROWS=ldrl sweeps/fwdtp_table.sh algo.optimizer.lr=0.1 algo.top_target.beta=0.04 algo.feedback_optimizer.lr=1e-3
-#   DATASETS=fmnist ROWS="fwdtp fwdtp_bn" sweeps/fwdtp_table.sh algo.optimizer.lr=0.1 algo.top_target.beta=0.04
-#   DATASETS=fmnist ROWS=dtp sweeps/fwdtp_table.sh algo.optimizer.lr=0.1 algo.top_target.beta=0.04 algo.feedback_optimizer.lr=1e-3
+# FW-DTP and FW-DTP-BN over 3 seeds, the others over 1 (SEEDS / SEEDS_ONE change them). The
+# MNIST and Fashion-MNIST presets of FW-DTP, FW-DTP-BN, DTP, DTP-BN, DRL and L-DRL carry the values
+# found by search (sweeps/fwdtp_search.sh); the issue-12 runs of docs/results.md used the authors'
+# lr 0.1 / stepsize 0.04 (and lrb 1e-3), which
+#   ROWS="fwdtp fwdtp_bn drl" sweeps/fwdtp_table.sh algo.optimizer.lr=0.1 algo.top_target.beta=0.04
+#   ROWS="dtp ldrl" sweeps/fwdtp_table.sh algo.optimizer.lr=0.1 algo.top_target.beta=0.04 algo.feedback_optimizer.lr=1e-3
 # run again (DTP-BN had no issue-12 run).
 #   sweeps/fwdtp_table.sh data.data_dir=../shared/data [OVERRIDES...]
 #   DATASETS="cifar10 cifar100" sweeps/fwdtp_table.sh      (the CIFAR columns, 6.3M-parameter MLP)
