@@ -83,7 +83,7 @@ def test_recipe_dry_run_names_existing_presets(recipe):
 
 def test_fwdtp_tp_preset_is_the_dtp_recipe_without_the_difference_correction():
     """The authors' `--algorithm=TP` differs from their DTP only in t_{l-1} = G_l(t_l), and in
-    keeping the authors' published lr / stepsize where DTP's preset has searched ones."""
+    keeping the authors' published lr / stepsize / lrb where DTP's preset has searched ones."""
     tp, dtp = (
         OmegaConf.to_container(compose_train([f"experiment=fwdtp_mnist_fc_{rule}"]))
         for rule in ("tp", "dtp")
@@ -91,7 +91,12 @@ def test_fwdtp_tp_preset_is_the_dtp_recipe_without_the_difference_correction():
     assert tp["algo"].pop("_target_").endswith(".TP") and dtp["algo"].pop("_target_")
     assert [cfg["algo"]["feedback"].pop("difference") for cfg in (tp, dtp)] == [False, True]
     steps = [
-        (c["algo"]["optimizer"].pop("lr"), c["algo"]["top_target"].pop("beta")) for c in (tp, dtp)
+        (
+            c["algo"]["optimizer"].pop("lr"),
+            c["algo"]["top_target"].pop("beta"),
+            c["algo"]["feedback_optimizer"].pop("lr"),
+        )
+        for c in (tp, dtp)
     ]
-    assert steps == [(0.1, 0.04), (8, 0.01)]
+    assert steps == [(0.1, 0.04, 0.001), (4, 0.02, 0.01)]
     assert {**tp, "task_name": None} == {**dtp, "task_name": None}
